@@ -1,0 +1,177 @@
+"""Defences around every ffmpeg/ffprobe child process that touches an upload.
+
+ffmpeg follows playlists, concat scripts and any protocol by default (CVE-2016-1897/1898: a
+crafted playlist read local files). Untrusted input therefore only ever reaches a child process
+through :func:`input_args` (file protocol only, an allow-list of demuxers) and runs under
+:func:`run_guarded` (own process group, lower CPU priority, wall-time limit, output cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
+
+# Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
+# concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
+# network or device demuxer. Image pipes probe by content, not by file name.
+ALLOWED_DEMUXERS: tuple[str, ...] = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",
+    "matroska", "webm",
+    "avi",
+    "mpegts",
+    "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe",
+    # Audio-only containers are allowed in so that the video path can say "no_video_stream"
+    # instead of a vaguer "unsupported_format".
+    "mp3", "wav", "ogg",
+)
+PROTOCOL_WHITELIST = "file"
+
+# Playlist and script signatures that must never reach a demuxer, whatever the file is named.
+_PLAYLIST_MARKERS: tuple[bytes, ...] = (
+    b"#EXTM3U", b"#EXT-X-", b"ffconcat", b"[playlist]", b"<MPD", b"<?xml", b"<smil", b"#EXTINF",
+)
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an upload may claim before we spend any encode time on it."""
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 8192 * 4320
+    max_duration_s: float = 15 * 60.0
+    max_fps: float = 240.0
+    min_fps: float = 1.0
+    max_frames: int = 15 * 60 * 120
+    max_input_bytes: int = 8 * 1024**3
+    probe_timeout_s: float = 10.0
+    probe_output_cap: int = 1024 * 1024
+    threads: int = 2
+    nice: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    def stderr_tail(self, limit: int = 600) -> str:
+        return self.stderr[-limit:].decode("utf-8", "replace").strip()
+
+
+def sniff(path: Path, limits: Limits) -> tuple[bytes, int]:
+    """Cheap checks before any child process: size and playlist signatures.
+
+    Blocking (small reads); call it through ``asyncio.to_thread`` from async code.
+    Returns the first bytes and the file size.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyInput("the upload is zero bytes")
+    if size > limits.max_input_bytes:
+        raise InputTooLarge(f"{size} bytes > {limits.max_input_bytes}")
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    lowered = stripped[:512].lower()
+    for marker in _PLAYLIST_MARKERS:
+        if stripped.startswith(marker) or (marker.startswith(b"#EXT") and marker.lower() in lowered):
+            raise PlaylistRejected("the upload is a playlist or script, not media")
+    return head, size
+
+
+def input_args(path: Path) -> list[str]:
+    """ffmpeg/ffprobe input options for an untrusted file. Put them right before nothing else."""
+    return [
+        "-protocol_whitelist", PROTOCOL_WHITELIST,
+        "-format_whitelist", ",".join(ALLOWED_DEMUXERS),
+        "-i", f"file:{path}",
+    ]
+
+
+def _prefix(nice: int) -> list[str]:
+    if nice > 0:
+        found = shutil.which("nice")
+        if found:
+            return [found, "-n", str(nice)]
+    return []
+
+
+async def _read_capped(
+    stream: asyncio.StreamReader | None, cap: int, keep_tail: bool = False
+) -> tuple[bytes, bool]:
+    """Drain a pipe to EOF (so the child never blocks), keeping at most ``cap`` bytes.
+
+    Keeps the head (JSON on stdout) or the tail (ffmpeg's last words on stderr). Returns the kept
+    bytes and whether anything was dropped.
+    """
+    if stream is None:
+        return b"", False
+    buf = bytearray()
+    dropped = False
+    while chunk := await stream.read(65536):
+        buf += chunk
+        if len(buf) > cap:
+            dropped = True
+            if keep_tail:
+                del buf[: len(buf) - cap]
+            else:
+                del buf[cap:]
+    return bytes(buf), dropped
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_guarded(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    nice: int = 10,
+    stdout_cap: int = 1024 * 1024,
+    stderr_cap: int = 256 * 1024,
+    cwd: Path | None = None,
+) -> Completed:
+    """Run a child in its own process group; SIGKILL the whole group on timeout or cancellation.
+
+    Raises ToolTimeout when the wall-time limit passes. Output beyond the caps is discarded, and
+    ``stdout`` overflow is reported as a non-zero return code (-1) so callers never parse a cut
+    JSON document.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *_prefix(nice), *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        cwd=cwd,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            (out, out_over), (err, _) = await asyncio.gather(
+                _read_capped(proc.stdout, stdout_cap),
+                _read_capped(proc.stderr, stderr_cap, keep_tail=True),
+            )
+            rc = await proc.wait()
+    except TimeoutError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise ToolTimeout(f"{Path(argv[0]).name} ran longer than {timeout_s:.1f}s") from None
+    except BaseException:
+        _kill_group(proc.pid)
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(proc.wait())
+        raise
+    return Completed(returncode=-1 if out_over else rc, stdout=out, stderr=err)

@@ -1,0 +1,102 @@
+"""Fixtures for NARA-1r tests: real ffmpeg/ffprobe, generated clips, real Redis."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nara.guard import Limits
+from nara.tools import Tools, locate
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    return locate()
+
+
+@pytest.fixture(scope="session")
+def limits() -> Limits:
+    return Limits(probe_timeout_s=10.0)
+
+
+def make_clip(
+    tools: Tools,
+    path: Path,
+    *,
+    seconds: float = 3.0,
+    size: str = "320x240",
+    rate: float = 30,
+    audio: bool = True,
+    video: bool = True,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Generate a real clip with motion (testsrc2) and a tone (sine)."""
+    argv = [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y"]
+    if video:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    argv += ["-t", str(seconds)]
+    if video:
+        argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30"]
+    if audio:
+        argv += ["-c:a", "aac", "-b:a", "64k"]
+    argv += [*extra, str(path)]
+    subprocess.run(argv, check=True, timeout=60)
+    return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny, well-formed PNG whose header claims ``width`` x ``height``."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b""
+    )
+
+
+@pytest.fixture(scope="session")
+def clips(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Clips shared by the suite, generated once (each in well under a second)."""
+    d = tmp_path_factory.mktemp("clips")
+    # Uploads are stored without their user-given extension: demuxers probe by content.
+    out = {
+        "av": make_clip(tools, d / "av.mp4"),
+        "six": make_clip(tools, d / "six.mp4", seconds=6.0),
+        "audio_only": make_clip(tools, d / "audio.m4a", video=False),
+        "fps1000": make_clip(tools, d / "fps1000.mp4", seconds=0.2, size="64x48", rate=1000, audio=False),
+    }
+    rotated = d / "rotated.mp4"
+    subprocess.run(
+        [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y", "-display_rotation", "90",
+         "-i", str(out["av"]), "-c", "copy", str(rotated)],
+        check=True, timeout=30,
+    )
+    out["rotated"] = rotated
+    for name, src in list(out.items()):
+        bare = d / f"{name}_source"
+        bare.write_bytes(src.read_bytes())
+        out[name] = bare
+    return out
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return os.environ.get("AMARO_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Iterator[Path]:
+    d = tmp_path / "job"
+    d.mkdir()
+    yield d
