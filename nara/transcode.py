@@ -1,0 +1,246 @@
+"""ffmpeg argument lists (pure, tested directly) and the guarded runs that execute them.
+
+Every untrusted input goes through ``guard.input_args`` (file protocol, demuxer allow-list) and
+``-max_pixels``; every run goes through ``guard.run_guarded`` (own process group, nice, thread
+cap, wall-time limit). Outputs land in the job's working directory; the pipeline uploads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nara.errors import EncodeFailed
+from nara.guard import Completed, Limits, input_args, run_guarded
+from nara.hls import MediaPlaylist, parse_media_playlist
+from nara.planner import Plan, Rendition
+from nara.probe import Probe
+from nara.tools import Tools
+
+# Poster: skip dark frames (limited-range black is Y=16), then let `thumbnail` pick the most
+# representative of what is left in the first seconds.
+POSTER_SCAN_S = 8.0
+POSTER_MIN_LUMA = 40
+STORYBOARD_TILE_W = 160
+STORYBOARD_COLUMNS = 10
+STORYBOARD_MAX_TILES = 100
+PREVIEW_S = 3.0
+
+
+def _head(tools: Tools, limits: Limits) -> list[str]:
+    return [str(tools.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-threads", str(limits.threads), "-filter_threads", str(limits.threads)]
+
+
+def _untrusted(src: Path, limits: Limits) -> list[str]:
+    return ["-max_pixels", str(limits.max_pixels), *input_args(src)]
+
+
+def _scale(width: int, height: int) -> str:
+    # Autorotation (on by default) runs before this, so the frame is already upright.
+    return f"scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p"
+
+
+def _key_frames(segment_s: float) -> list[str]:
+    # Time-based forced keyframes land on the same instants in every rendition, whatever its
+    # frame rate, so segments of all variants start together and players switch cleanly.
+    return ["-force_key_frames", f"expr:gte(t,n_forced*{segment_s:g})", "-sc_threshold", "0"]
+
+
+def video_codec_args(r: Rendition, segment_s: float, threads: int) -> list[str]:
+    return [
+        "-c:v", "libx264", "-preset", r.preset, "-profile:v", r.profile, "-level:v", r.level,
+        "-crf", str(r.crf), "-maxrate", f"{r.video_kbps}k", "-bufsize", f"{r.bufsize_kbps}k",
+        "-g", str(r.gop_frames), "-keyint_min", str(r.gop_frames), *_key_frames(segment_s),
+        "-threads", str(threads),
+    ]
+
+
+def audio_codec_args(r: Rendition) -> list[str]:
+    return ["-c:a", "aac", "-b:a", f"{r.audio_kbps}k", "-ac", "2", "-ar", "48000"]
+
+
+def hls_args(segment_s: float, playlist: Path, playlist_type: str) -> list[str]:
+    """HLS muxer options. MPEG-TS segments: every HLS player reads them, and each segment
+    stands alone, so a growing playlist is playable from its first segment."""
+    return [
+        "-f", "hls", "-hls_time", f"{segment_s:g}", "-hls_playlist_type", playlist_type,
+        "-hls_flags", "independent_segments+temp_file", "-hls_segment_type", "mpegts",
+        "-hls_segment_filename", str(playlist.parent / "seg_%05d.ts"), str(playlist),
+    ]
+
+
+def poster_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
+    width = min(probe.width, 1280)
+    height = max(2, round(probe.height * width / probe.width / 2) * 2)
+    chain = (
+        f"signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value={POSTER_MIN_LUMA}"
+        f":function=greater,thumbnail=30,scale={width}:{height}:flags=bicubic"
+    )
+    return [*_head(tools, limits), "-t", f"{POSTER_SCAN_S:g}", *_untrusted(src, limits),
+            "-map", "0:v:0", "-an", "-vf", chain, "-frames:v", "1", "-q:v", "3", f"file:{out}"]
+
+
+def poster_fallback_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
+    """When every scanned frame is dark (a night clip), take the most representative anyway."""
+    width = min(probe.width, 1280)
+    height = max(2, round(probe.height * width / probe.width / 2) * 2)
+    return [*_head(tools, limits), "-t", f"{POSTER_SCAN_S:g}", *_untrusted(src, limits),
+            "-map", "0:v:0", "-an", "-vf", f"thumbnail=30,scale={width}:{height}",
+            "-frames:v", "1", "-q:v", "3", f"file:{out}"]
+
+
+def placeholder_args(tools: Tools, image: Path, out: Path, limits: Limits,
+                     demuxer: str | None = None) -> list[str]:
+    """A 16 px wide blurred JPEG, small enough to inline as base64 in an event.
+
+    ``demuxer`` forces the input format (e.g. "jpeg_pipe" for our own poster, whose .jpg name
+    would otherwise pick the image2 demuxer, which is not on the allow-list).
+    """
+    forced = ["-f", demuxer] if demuxer else []
+    return [*_head(tools, limits), *forced, *_untrusted(image, limits), "-frames:v", "1",
+            "-vf", "scale=16:-2:flags=area,gblur=sigma=1", "-q:v", "8", f"file:{out}"]
+
+
+def phase1_args(tools: Tools, src: Path, playlist: Path, plan: Plan, probe: Probe,
+                limits: Limits) -> list[str]:
+    assert plan.first is not None
+    r = plan.first
+    argv = [*_head(tools, limits), *_untrusted(src, limits),
+            "-map", "0:v:0", "-vf", f"fps={r.fps:g},{_scale(r.width, r.height)}",
+            *video_codec_args(r, plan.segment_s, limits.threads)]
+    if probe.has_audio and r.audio_kbps:
+        argv += ["-map", "0:a:0", *audio_codec_args(r)]
+    return [*argv, "-map_metadata", "-1", *hls_args(plan.segment_s, playlist, "event")]
+
+
+def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe,
+                limits: Limits) -> list[str]:
+    """The whole ladder in one ffmpeg run: the source is decoded once and split."""
+    n = len(plan.ladder)
+    graph = [f"[0:v:0]split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    for i, r in enumerate(plan.ladder):
+        graph.append(f"[s{i}]fps={r.fps:g},{_scale(r.width, r.height)}[v{i}]")
+    with_audio = probe.has_audio and any(r.audio_kbps for r in plan.ladder)
+    if with_audio:
+        # Single-pass loudnorm to the usual streaming target; it resamples to 192 kHz internally.
+        graph.append("[0:a:0]loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000,"
+                     f"asplit={n}" + "".join(f"[a{i}]" for i in range(n)))
+    argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]
+    for i, r in enumerate(plan.ladder):
+        argv += ["-map", f"[v{i}]", *video_codec_args(r, plan.segment_s, limits.threads)]
+        if with_audio:
+            argv += ["-map", f"[a{i}]", *audio_codec_args(r)]
+        argv += ["-map_metadata", "-1", *hls_args(plan.segment_s, outdir / r.name / "index.m3u8", "vod")]
+    return argv
+
+
+def preview_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
+    """A short muted MP4 loop (smaller than an animated WebP and plays everywhere)."""
+    length = min(PREVIEW_S, probe.duration_s)
+    start = max(0.0, min(probe.duration_s * 0.25, probe.duration_s - length))
+    width = min(probe.width, 320) if probe.width >= probe.height else min(probe.width, 180)
+    return [*_head(tools, limits), "-ss", f"{start:.3f}", "-t", f"{length:.3f}", *_untrusted(src, limits),
+            "-map", "0:v:0", "-an", "-vf", f"fps=15,scale={width}:-2:flags=bicubic,format=yuv420p",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-profile:v", "main",
+            "-threads", str(limits.threads), "-movflags", "+faststart", "-map_metadata", "-1",
+            f"file:{out}"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryboardGeometry:
+    count: int
+    interval_s: float
+    columns: int
+    rows: int
+    tile_w: int
+    tile_h: int
+
+
+def storyboard_geometry(probe: Probe) -> StoryboardGeometry:
+    interval = max(1.0, probe.duration_s / STORYBOARD_MAX_TILES)
+    count = max(1, min(STORYBOARD_MAX_TILES, int(probe.duration_s / interval + 0.999)))
+    columns = min(STORYBOARD_COLUMNS, count)
+    rows = (count + columns - 1) // columns
+    tile_h = max(2, round(STORYBOARD_TILE_W * probe.height / probe.width / 2) * 2)
+    return StoryboardGeometry(count, round(interval, 3), columns, rows, STORYBOARD_TILE_W, tile_h)
+
+
+def storyboard_args(tools: Tools, src: Path, out: Path, geo: StoryboardGeometry,
+                    limits: Limits) -> list[str]:
+    chain = (f"fps=1/{geo.interval_s:g},scale={geo.tile_w}:{geo.tile_h}:flags=bicubic,"
+             f"tile={geo.columns}x{geo.rows}")
+    return [*_head(tools, limits), *_untrusted(src, limits), "-map", "0:v:0", "-an", "-vf", chain,
+            "-frames:v", "1", "-q:v", "5", f"file:{out}"]
+
+
+def image_args(tools: Tools, src: Path, outdir: Path, widths: tuple[int, ...], probe: Probe,
+               limits: Limits) -> list[str]:
+    """Every width as WebP and JPEG from one decode."""
+    n = len(widths)
+    graph = [f"[0:v:0]format=rgb24,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    for i, w in enumerate(widths):
+        graph.append(f"[s{i}]scale={w}:-2:flags=lanczos,split=2[w{i}][j{i}]")
+    argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]
+    for i, w in enumerate(widths):
+        argv += ["-map", f"[w{i}]", "-frames:v", "1", "-c:v", "libwebp", "-quality", "80",
+                 f"file:{outdir / f'{w}.webp'}"]
+        argv += ["-map", f"[j{i}]", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3",
+                 "-pix_fmt", "yuvj420p", f"file:{outdir / f'{w}.jpg'}"]
+    return argv
+
+
+async def run_ffmpeg(argv: list[str], *, timeout_s: float, limits: Limits, what: str) -> Completed:
+    """Run an encode; a non-zero exit becomes EncodeFailed with ffmpeg's last words."""
+    done = await run_guarded(argv, timeout_s=timeout_s, nice=limits.nice)
+    if done.returncode != 0:
+        raise EncodeFailed(f"{what}: ffmpeg exited {done.returncode}: {done.stderr_tail(300)}")
+    return done
+
+
+OnPlaylist = Callable[[MediaPlaylist], Awaitable[None]]
+
+
+async def encode_growing(argv: list[str], playlist: Path, on_update: OnPlaylist, *, timeout_s: float,
+                         limits: Limits, poll_s: float = 0.05) -> float:
+    """Run a growing-HLS encode and call ``on_update`` each time the playlist gains segments.
+
+    ``on_update`` is awaited in order, never concurrently; the encode keeps running meanwhile.
+    The last call carries the ended playlist (``#EXT-X-ENDLIST``). Returns the wall time.
+    """
+    started = time.monotonic()
+    encode = asyncio.create_task(run_ffmpeg(argv, timeout_s=timeout_s, limits=limits, what="phase 1"))
+    count, ended = 0, False
+    try:
+        while not ended:
+            finished = encode.done()
+            if finished:
+                await encode  # raises EncodeFailed / ToolTimeout
+            text = await asyncio.to_thread(_read_text, playlist)
+            current = parse_media_playlist(text or "")
+            if current.segments and (len(current.segments) > count or current.ended):
+                count, ended = len(current.segments), current.ended
+                await on_update(current)
+            if finished and not ended:
+                raise EncodeFailed("phase 1 ended without a complete playlist")
+            if not finished:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(encode), timeout=poll_s)
+        await encode
+        return time.monotonic() - started
+    finally:
+        if not encode.done():
+            encode.cancel()
+            with contextlib.suppress(BaseException):
+                await encode
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
