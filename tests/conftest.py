@@ -1,0 +1,123 @@
+"""Shared fixtures: real Redis and PostgreSQL for every test that needs them.
+
+``AMARO_TEST_REDIS_URL`` / ``AMARO_TEST_DATABASE_URL`` point the suite at running servers (CI uses the
+machine's). When they are unset the suite starts the embedded servers ``amaro dev`` uses, in a
+temporary folder. Either way the same code paths run. Each session gets a fresh, migrated database
+and an emptied Redis database, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from realtime.config import Settings
+from realtime.embedded import EmbeddedServices
+from realtime.migrations import migrate
+from realtime.services import Services
+
+TEST_TOKEN_SECRET = "test-token-secret-0123456789abcdef0123456789"
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    redis_url: str
+    database_url: str
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(with_database(admin_url, name))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _flush_redis(url: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUrls]:
+    redis_url = os.environ.get("AMARO_TEST_REDIS_URL", "")
+    admin_db_url = os.environ.get("AMARO_TEST_DATABASE_URL", "")
+    embedded: EmbeddedServices | None = None
+    if not redis_url or not admin_db_url:
+        embedded = EmbeddedServices(tmp_path_factory.mktemp("embedded")).start()
+        redis_url = redis_url or embedded.redis_url
+        admin_db_url = admin_db_url or embedded.database_url
+    name = f"amaro_test_{secrets.token_hex(4)}"
+    asyncio.run(_create_database(admin_db_url, name))
+    asyncio.run(_flush_redis(redis_url))
+    try:
+        yield ServiceUrls(redis_url=redis_url, database_url=with_database(admin_db_url, name))
+    finally:
+        asyncio.run(_drop_database(admin_db_url, name))
+        if embedded is not None:
+            embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: ServiceUrls) -> Settings:
+    return Settings(
+        env="test",
+        node_id="test-node",
+        redis_url=service_urls.redis_url,
+        database_url=service_urls.database_url,
+        token_secret=TEST_TOKEN_SECRET,
+        # The suite signs up many users; production keeps the 64 MiB default.
+        password_memory_kib=8192,
+        password_iterations=1,
+        log_format="console",
+        log_level="warning",
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    opened = await Services.open(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def redis(services: Services) -> aioredis.Redis:
+    return services.redis
+
+
+@pytest.fixture
+def db(services: Services) -> asyncpg.Pool:
+    return services.db
