@@ -242,21 +242,19 @@ class ServerSession:
             if cls is F.Hello:
                 return InvalidTransition("second hello", ErrorCode.ALREADY_AUTHENTICATED)
             return InvalidTransition(f"{name} before welcome", ErrorCode.NOT_AUTHENTICATED)
+        if self.state is State.CLOSED:
+            return InvalidTransition("session is closed", ErrorCode.UNAVAILABLE)
         if cls is F.Hello:
             return InvalidTransition("second hello", ErrorCode.ALREADY_AUTHENTICATED)
         if self.state is State.DRAINING:
             return InvalidTransition(f"{name} refused: node is draining", ErrorCode.DRAINING)
-        if self.state is State.CLOSED:
-            return InvalidTransition("session is closed", ErrorCode.UNAVAILABLE)
         return InvalidTransition(f"{name} not allowed in {self.state.value}", ErrorCode.BAD_FRAME)
 
     def _check_new_subscription(self, ch: str) -> None:
         if ch in self._active or ch in self._pending:
             raise ProtocolError(f"already subscribed to {ch}", ErrorCode.ALREADY_SUBSCRIBED)
         if len(self._active) + len(self._pending) >= self.max_subscriptions:
-            raise ProtocolError(
-                f"at most {self.max_subscriptions} subscriptions", ErrorCode.TOO_MANY_SUBSCRIPTIONS
-            )
+            raise ProtocolError(f"at most {self.max_subscriptions} subscriptions", ErrorCode.TOO_MANY_SUBSCRIPTIONS)
 
     # -- server to client ---------------------------------------------------------------------------
 
@@ -304,13 +302,9 @@ class ServerSession:
         self.user = user
         return welcome
 
-    def subscribed(
-        self, sub: F.Subscribe, *, epoch: str, offset: int, recovered: bool = True
-    ) -> F.Subscribed:
+    def subscribed(self, sub: F.Subscribe, *, epoch: str, offset: int, recovered: bool = True) -> F.Subscribed:
         """The hub authorized ``sub``: activate it at ``(epoch, offset)`` and return the ``sub.ok``."""
-        return self._send_as(
-            F.Subscribed(id=sub.id, ch=sub.ch, epoch=epoch, offset=offset, recovered=recovered)
-        )
+        return self._send_as(F.Subscribed(id=sub.id, ch=sub.ch, epoch=epoch, offset=offset, recovered=recovered))
 
     def drain(self, reconnect_after_ms: int, reason: str = "shutdown") -> F.Drain:
         return self._send_as(F.Drain(reconnect_after_ms=reconnect_after_ms, reason=reason))
@@ -319,9 +313,7 @@ class ServerSession:
         self, code: CloseCode, reason: str, *, reconnect: bool = True, reconnect_after_ms: int = 0
     ) -> F.Disconnect:
         """The last frame before closing the socket with ``code``; the session is CLOSED after it."""
-        frame = F.Disconnect(
-            code=int(code), reason=reason, reconnect=reconnect, reconnect_after_ms=reconnect_after_ms
-        )
+        frame = F.Disconnect(code=int(code), reason=reason, reconnect=reconnect, reconnect_after_ms=reconnect_after_ms)
         if self.state is not State.CLOSED:
             self.send(frame)
         return frame
