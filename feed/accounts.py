@@ -126,6 +126,7 @@ class Accounts:
         if not refresh_token or len(refresh_token) > 200:
             raise AccountError("invalid_refresh_token", "refresh token is not valid", 401)
         now = datetime.now(UTC)
+        grant: Grant | None = None
         async with self._db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT s.id, s.family_id, s.expires_at, s.used_at, s.revoked_at, s.user_agent, "
@@ -142,12 +143,15 @@ class Accounts:
                     row["family_id"], now,
                 )
                 log.warning("refresh_token_reuse", user_id=str(row["user_id"]), family=str(row["family_id"]))
-                raise AccountError("invalid_refresh_token", "refresh token was already used", 401)
-            if row["expires_at"] <= now:
+            elif row["expires_at"] <= now:
                 raise AccountError("refresh_token_expired", "refresh token expired; log in again", 401)
-            await conn.execute("UPDATE auth_sessions SET used_at = $2 WHERE id = $1", row["id"], now)
-            user = User(id=str(row["user_id"]), username=row["username"], display_name=row["display_name"])
-            grant = await self._open_session(conn, user, row["family_id"], row["user_agent"])
+            else:
+                await conn.execute("UPDATE auth_sessions SET used_at = $2 WHERE id = $1", row["id"], now)
+                user = User(id=str(row["user_id"]), username=row["username"], display_name=row["display_name"])
+                grant = await self._open_session(conn, user, row["family_id"], row["user_agent"])
+        # Raised after the transaction commits, so that the family's revocation is kept.
+        if grant is None:
+            raise AccountError("invalid_refresh_token", "refresh token was already used", 401)
         return grant
 
     async def logout(self, refresh_token: str) -> None:

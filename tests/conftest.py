@@ -121,3 +121,49 @@ def redis(services: Services) -> aioredis.Redis:
 @pytest.fixture
 def db(services: Services) -> asyncpg.Pool:
     return services.db
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class RunningNode:
+    """A real hub node (uvicorn on a loopback port) inside the test process."""
+
+    http_url: str
+    ws_url: str
+    settings: Settings
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def running_node(settings: Settings, services: Services) -> AsyncIterator[RunningNode]:
+    import dataclasses
+
+    from realtime.app import NodeParts, build_app
+    from realtime.serve import uvicorn_config
+
+    node_settings = dataclasses.replace(settings, port=free_port(), node_id="test-node-inproc")
+    parts = NodeParts.assemble(node_settings, services)
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    assert server.started, "test node did not start"
+    base = f"127.0.0.1:{node_settings.port}"
+    try:
+        yield RunningNode(http_url=f"http://{base}", ws_url=f"ws://{base}/ws", settings=node_settings)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
