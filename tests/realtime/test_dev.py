@@ -65,7 +65,7 @@ def test_amaro_dev_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert started, "expected the hub and the embedded servers to be running"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        gone, alive = psutil.wait_procs(started, timeout=15)
+        _, alive = psutil.wait_procs(started, timeout=15)
         assert not alive, f"stray processes after Ctrl-C: {[p.pid for p in alive]}"
         assert not processes_using(data_dir)
         assert (data_dir / "token_secret").stat().st_mode & 0o077 == 0

@@ -45,7 +45,8 @@ async def expect_close(ws: ClientConnection) -> tuple[int, str]:
 async def test_spec_client_signs_up_authenticates_and_pings(running_node: RunningNode) -> None:
     grant = await signup(running_node)
     async with websockets.connect(running_node.ws_url) as ws:
-        await ws.send(msgpack.packb({"t": "hello", "versions": [1], "token": grant["access_token"], "client": "spec/1"}))
+        hello = {"t": "hello", "versions": [1], "token": grant["access_token"], "client": "spec/1"}
+        await ws.send(msgpack.packb(hello))
         welcome = await recv(ws)
         assert welcome["t"] == "welcome" and welcome["version"] == 1
         assert welcome["user"] == grant["user"]["id"]
