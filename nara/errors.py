@@ -16,6 +16,7 @@ travels, unchanged, as the ``reason`` of the uploader's media "failed" event::
     │   ├── TooManyFrames           "too_many_frames"
     │   ├── FpsOutOfRange           "fps_out_of_range"
     │   └── InputTooLarge           "input_too_large"
+    ├── BadJob                      "bad_job"         no: the job message itself is malformed
     ├── ToolTimeout                 "timeout"         no: a file that makes ffmpeg hang stays hostile
     ├── EncodeFailed                "encode_failed"   yes, within the job's retry budget
     ├── StorageFailed               "storage_failed"  yes
@@ -89,6 +90,11 @@ class InputTooLarge(MediaRejected):
     reason = "input_too_large"
 
 
+class BadJob(NaraError):
+    reason = "bad_job"
+    retryable = False
+
+
 class ToolTimeout(NaraError):
     reason = "timeout"
     retryable = False
@@ -110,7 +116,7 @@ REASONS: frozenset[str] = frozenset(
     cls.reason
     for cls in (
         EmptyInput, NotMedia, UnsupportedFormat, PlaylistRejected, Truncated, NoVideoStream,
-        TooLargeDimensions, TooLong, TooManyFrames, FpsOutOfRange, InputTooLarge, ToolTimeout,
+        TooLargeDimensions, TooLong, TooManyFrames, FpsOutOfRange, InputTooLarge, BadJob, ToolTimeout,
         EncodeFailed, StorageFailed, ToolMissing,
     )
 )

@@ -254,3 +254,21 @@ def plan(probe: Probe, bpp: float | None, uplink_bps: int | None, audience: Audi
     )
     reasons.append(f"GOP {policy.segment_s:g}s aligned across renditions, segments {policy.segment_s:g}s")
     return Plan("video", policy.segment_s, first, tuple(ladder), (), factor, tuple(reasons))
+
+
+def _rendition(d: dict[str, Any]) -> Rendition:
+    return Rendition(**{k: d[k] for k in Rendition.__dataclass_fields__})
+
+
+def plan_from_dict(d: dict[str, Any]) -> Plan:
+    """Rebuild a stored plan (a retried job reuses it so its output keys stay the same)."""
+    first = d.get("first")
+    return Plan(
+        kind=d["kind"],
+        segment_s=float(d["segment_s"]),
+        first=_rendition(first) if first else None,
+        ladder=tuple(_rendition(r) for r in d["ladder"]),
+        image_widths=tuple(int(w) for w in d["image_widths"]),
+        complexity_factor=float(d["complexity_factor"]),
+        reasons=tuple(str(r) for r in d["reasons"]),
+    )
