@@ -1,0 +1,68 @@
+"""Account calls (sign-up, log-in, refresh) over HTTP, with the standard library only.
+
+The blocking ``urllib`` call runs in a thread so that it never stalls the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    user_id: str
+    username: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _post(url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"base URL must be http(s), got {url!r}")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - scheme checked above
+            data: dict[str, Any] = json.load(response)
+            return data
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.load(exc)["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "http_error", "message": str(exc)}
+        raise AuthError(exc.code, error.get("code", ""), error.get("message", "")) from None
+
+
+async def _grant(base_url: str, path: str, body: dict[str, Any], timeout_s: float) -> Grant:
+    data = await asyncio.to_thread(_post, base_url.rstrip("/") + path, body, timeout_s)
+    return Grant(user_id=data["user"]["id"], username=data["user"]["username"],
+                 access_token=data["access_token"], refresh_token=data["refresh_token"],
+                 expires_in=data["expires_in"])
+
+
+async def signup(base_url: str, username: str, password: str, display_name: str = "",
+                 timeout_s: float = 10.0) -> Grant:
+    return await _grant(base_url, "/api/v1/auth/signup",
+                        {"username": username, "password": password, "display_name": display_name}, timeout_s)
+
+
+async def login(base_url: str, username: str, password: str, timeout_s: float = 10.0) -> Grant:
+    return await _grant(base_url, "/api/v1/auth/login", {"username": username, "password": password}, timeout_s)
+
+
+async def refresh(base_url: str, refresh_token: str, timeout_s: float = 10.0) -> Grant:
+    return await _grant(base_url, "/api/v1/auth/refresh", {"refresh_token": refresh_token}, timeout_s)
