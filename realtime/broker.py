@@ -1,0 +1,203 @@
+"""Cross-node fan-out on Redis Streams.
+
+Shape (see keys.py for the key layout and the Redis Cluster argument):
+
+* every channel has a short capped history stream and a meta hash (epoch, top offset);
+* a durable event is appended by ``publish.lua`` at the offset PostgreSQL assigned, which returns the
+  nodes registered as holding subscribers of the channel; the event (the encoded frame, encoded once)
+  is then XADDed to each of those nodes' inbox streams in one pipeline. Publishing costs Redis work
+  proportional to the nodes that care, never to the total number of channels or nodes;
+* each node reads only its own inbox (``XREAD BLOCK``) and fans out locally;
+* ephemeral events (typing, presence diffs, reaction counts, receipts) skip the history and go
+  straight to the inboxes, with offset -1.
+
+Order. Offsets come from PostgreSQL, so two publishers of one channel may reach Redis out of order
+(offset 6 before 5). The script refuses to leave a hole: offset 6 on top 4 answers "gap" and the
+publisher first appends 5 from PostgreSQL (``Backfill``), then 6; the late 5 is then a duplicate.
+A receiving node that sees an offset above the next one it expects refills from the stream (or
+PostgreSQL) before delivering, and drops offsets it already delivered. So every node delivers each
+channel's events in offset order, without holes or duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+import structlog
+
+from realtime import keys
+from realtime.metrics import REDIS_OP
+from realtime.scripts import Scripts
+
+log = structlog.get_logger(__name__)
+
+APPENDED, DUPLICATE, GAP = 0, 1, 2
+
+#: Loads stored events of a channel with ``after < offset <= upto`` from the source of truth, in
+#: order, as ``(offset, encoded frame)``.
+Backfill = Callable[[str, int, int], Awaitable[list[tuple[int, bytes]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """One event read from this node's inbox."""
+
+    channel: str
+    offset: int  # -1 for an ephemeral event
+    kind: str  # the frame type, for metrics and presence filtering
+    published_ms: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    history_size: int = 1000  # events kept per channel stream (MAXLEN ~)
+    history_ttl_s: int = 7 * 24 * 3600  # an idle channel's stream expires; PostgreSQL keeps the rest
+    inbox_size: int = 100_000  # MAXLEN ~ of a node inbox: bounds what a stalled node leaves behind
+    interest_ttl_s: float = 15.0  # a node's registration for a channel lives this long unless refreshed
+    max_backfill: int = 10_000  # a larger hole is not replayed: the stream restarts (new clients resync)
+
+
+class Broker(Protocol):
+    async def publish(self, channel: str, epoch: str, offset: int, payload: bytes, kind: str,
+                      backfill: Backfill) -> None: ...
+
+    async def broadcast(self, channel: str, payload: bytes, kind: str) -> None: ...
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisBroker:
+    """The Redis Streams broker of one node (``node_id``); publish-only users pass any id."""
+
+    def __init__(self, redis: aioredis.Redis, node_id: str, config: BrokerConfig | None = None) -> None:
+        self.redis = redis
+        self.node_id = node_id
+        self.config = config or BrokerConfig()
+        self.scripts = Scripts.register(redis)
+        self._inbox = keys.node_inbox(node_id)
+
+    # -- publishing ---------------------------------------------------------------------------------
+
+    async def publish(self, channel: str, epoch: str, offset: int, payload: bytes, kind: str,
+                      backfill: Backfill) -> None:
+        """Append a durable event stored in PostgreSQL at ``offset`` and route it to the nodes that
+        hold subscribers. Idempotent: republishing an offset already in the stream does nothing."""
+        status, top, nodes = await self._append(channel, epoch, offset, payload)
+        if status == GAP:
+            missing = offset - top - 1
+            if missing > self.config.max_backfill:
+                log.warning("publish_gap_too_large", channel=channel, top=top, offset=offset)
+                await self.redis.delete(keys.channel_meta(channel))  # restart the stream here
+            else:
+                for off, data in await backfill(channel, top, offset - 1):
+                    s, _, n = await self._append(channel, epoch, off, data)
+                    if s == APPENDED:
+                        await self._route(channel, off, kind, data, n)
+            status, top, nodes = await self._append(channel, epoch, offset, payload)
+        if status == APPENDED:
+            await self._route(channel, offset, kind, payload, nodes)
+
+    async def _append(self, channel: str, epoch: str, offset: int, payload: bytes) -> tuple[int, int, list[str]]:
+        started = time.perf_counter()
+        result: list[Any] = await self.scripts.publish(
+            keys=[keys.channel_meta(channel), keys.channel_stream(channel), keys.channel_nodes(channel)],
+            args=[epoch, offset, payload, self.config.history_size, _now_ms(), self.config.history_ttl_s],
+        )
+        REDIS_OP.labels("publish").observe(time.perf_counter() - started)
+        return int(result[0]), int(result[1]), [n.decode() for n in result[2]]
+
+    async def broadcast(self, channel: str, payload: bytes, kind: str) -> None:
+        """Route an ephemeral event (never stored) to the nodes holding subscribers of ``channel``."""
+        started = time.perf_counter()
+        raw: list[bytes] = await self.scripts.nodes(keys=[keys.channel_nodes(channel)], args=[_now_ms()])
+        REDIS_OP.labels("nodes").observe(time.perf_counter() - started)
+        await self._route(channel, -1, kind, payload, [n.decode() for n in raw])
+
+    async def _route(self, channel: str, offset: int, kind: str, payload: bytes, nodes: Sequence[str]) -> None:
+        if not nodes:
+            return
+        fields: dict[Any, Any] = {
+            "c": channel, "o": offset, "k": kind, "ts": _now_ms(), "p": payload,
+        }
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node in nodes:
+                pipe.xadd(keys.node_inbox(node), fields, maxlen=self.config.inbox_size, approximate=True)
+            await pipe.execute()
+        REDIS_OP.labels("route").observe(time.perf_counter() - started)
+
+    # -- interest and position ------------------------------------------------------------------------
+
+    async def watch(self, channel: str) -> tuple[str, int] | None:
+        """Register this node for ``channel`` and return its position ``(epoch, top)`` in Redis, or
+        None when Redis holds no stream for it (never published, expired or lost). Every event
+        appended above the returned top is routed to this node."""
+        started = time.perf_counter()
+        expiry = _now_ms() + int(self.config.interest_ttl_s * 1000)
+        epoch, top = await self.scripts.watch(
+            keys=[keys.channel_nodes(channel), keys.channel_meta(channel)],
+            args=[self.node_id, expiry, int(self.config.interest_ttl_s * 2) + 1],
+        )
+        REDIS_OP.labels("watch").observe(time.perf_counter() - started)
+        if epoch is None or top is None:
+            return None
+        return epoch.decode(), int(top)
+
+    async def refresh(self, channels: Sequence[str]) -> None:
+        """Heartbeat: keep this node registered for every channel it holds subscribers of, and keep
+        its inbox alive."""
+        expiry = _now_ms() + int(self.config.interest_ttl_s * 1000)
+        ttl = int(self.config.interest_ttl_s * 2) + 1
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ch in channels:
+                pipe.zadd(keys.channel_nodes(ch), {self.node_id: expiry})
+                pipe.expire(keys.channel_nodes(ch), ttl)
+            pipe.expire(self._inbox, 3600)
+            await pipe.execute()
+        REDIS_OP.labels("refresh").observe(time.perf_counter() - started)
+
+    async def unwatch(self, channel: str) -> None:
+        await self.redis.zrem(keys.channel_nodes(channel), self.node_id)
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def history(self, channel: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
+        """Events ``after < offset <= upto`` from the Redis stream, or None when the stream does not
+        hold the whole range (trimmed, expired or lost): the caller reads PostgreSQL instead."""
+        if upto <= after:
+            return []
+        started = time.perf_counter()
+        entries: Any = await self.redis.xrange(keys.channel_stream(channel), f"{after + 1}-0", f"{upto}-0")
+        REDIS_OP.labels("history").observe(time.perf_counter() - started)
+        out = [(int(eid.split(b"-", 1)[0]), fields[b"p"]) for eid, fields in entries]
+        if len(out) != upto - after or (out and out[0][0] != after + 1):
+            return None
+        return out
+
+    async def read_inbox(self, last_id: str, *, block_ms: int = 2000, count: int = 1000) -> tuple[str, list[Routed]]:
+        """Next events routed to this node after ``last_id`` (``"$"`` for "from now on")."""
+        if last_id == "$":
+            # Resolve "$" once so that nothing routed between two reads is skipped.
+            info: Any = await self.redis.xrevrange(self._inbox, count=1)
+            last_id = info[0][0].decode() if info else "0-0"
+        reply: Any = await self.redis.xread({self._inbox: last_id}, count=count, block=block_ms)
+        out: list[Routed] = []
+        for _stream, entries in reply or ():
+            for eid, f in entries:
+                last_id = eid.decode()
+                try:
+                    out.append(Routed(
+                        channel=f[b"c"].decode(), offset=int(f[b"o"]), kind=f[b"k"].decode(),
+                        published_ms=int(f[b"ts"]), payload=f[b"p"],
+                    ))
+                except (KeyError, ValueError, UnicodeDecodeError):
+                    log.warning("inbox_entry_malformed", entry=eid)
+        return last_id, out

@@ -1,0 +1,724 @@
+"""The hub: connections, the local channel index, delivery, and what each client frame does.
+
+Transport-free: a connection writes through a ``Transport`` (ws.py wraps the WebSocket), so the
+hub runs the same with any socket layer and tests can drive it directly.
+
+Delivery. A routed event arrives once per node (``deliver``) as the bytes encoded by its publisher;
+the very same ``bytes`` object is queued on every local subscriber's ``Outbox``, and each
+connection's writer task writes everything queued in one go (coalescing per loop tick). Durable
+events are delivered in offset order per channel (gaps refilled, duplicates dropped: see
+broker.py), and each subscription remembers its last offset.
+
+Recovery without gap or duplicate. A ``sub`` with a position first joins the channel locally in
+"buffering" mode, so live events are kept aside; then the missed range ``(offset, top]`` is read
+(Redis, else PostgreSQL), ``sub.ok`` is sent followed by the missed events, then the buffered live
+events above ``top``, and the subscription goes live. The whole gap is sent, or ``recovered=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+import structlog
+
+from protocol import codec
+from protocol import frames as F
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
+from protocol.session import ServerSession, State
+from realtime import keys
+from realtime.broker import RedisBroker, Routed
+from realtime.channels import ChannelError, Permissions, parse_channel
+from realtime.chat import ChatStore
+from realtime.hubconfig import HubConfig
+from realtime.limits import FloodGuard, TokenBucket, UserLimits
+from realtime.metrics import (
+    CONNECTIONS,
+    DISCONNECTS,
+    DROPS,
+    FANOUT_LAG,
+    FRAMES_IN,
+    FRAMES_OUT,
+    GAP_FILLS,
+    OUTBOX_BYTES,
+    OUTBOX_FRAMES,
+    RECOVERIES,
+)
+from realtime.outbox import Outbox, Verdict
+from realtime.presence import Presence
+from realtime.reactions import ReactionStore
+from realtime.store import ChannelStore, Stored
+from realtime.typing_ import TypingState
+
+log = structlog.get_logger(__name__)
+
+PRESENCE_KINDS = frozenset((F.PresenceJoin.TYPE, F.PresenceLeave.TYPE))
+CLOSE_WAIT_S = 1.0
+
+
+class Transport(Protocol):
+    """One socket. ``send_many`` writes frames in order (one WebSocket message each)."""
+
+    async def send_many(self, frames: list[bytes]) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+def denied(message: str, request_id: int = 0) -> ProtocolError:
+    return ProtocolError(message, ErrorCode.PERMISSION_DENIED, request_id)
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    conn: Connection
+    channel: str
+    presence: bool
+    offset: int = 0  # last durable offset queued to the client
+    buffer: list[tuple[int, bytes]] | None = field(default_factory=list)  # None once live
+
+
+class Connection:
+    """One authenticated socket on this node."""
+
+    def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
+        config = hub.config
+        now = time.monotonic()
+        self.hub = hub
+        self.transport = transport
+        self.session = session
+        self.id = conn_id
+        self.user = user
+        self.outbox = Outbox(config.outbox_bytes)
+        self.subs: dict[str, Subscription] = {}
+        self.presence_channels: set[str] = set()
+        self.bucket = TokenBucket(config.frame_rate, config.frame_burst, now)
+        self.flood = FloodGuard(config.flood_limit)
+        self.log = log.bind(conn=conn_id, user_id=user)
+        self.closing = False
+        self.closed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{conn_id}")
+
+    def push(self, data: bytes, kind: str, *, ephemeral: bool = False) -> None:
+        """Queue encoded bytes. Never blocks; a client that cannot keep up is disconnected."""
+        verdict = self.outbox.push(data, ephemeral=ephemeral)
+        if verdict is Verdict.QUEUED:
+            FRAMES_OUT.labels(kind).inc()
+            self._wake.set()
+        elif verdict is Verdict.DROPPED:
+            if not self.closing:
+                DROPS.labels("outbox_ephemeral").inc()
+        else:
+            DROPS.labels("slow_consumer").inc()
+            self.hub.spawn(self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full", slow=True))
+
+    def send(self, frame: F.Frame) -> None:
+        """Queue a reply or notice after the session checked it may be sent now."""
+        try:
+            self.session.send(frame)
+        except ProtocolError:
+            return  # e.g. an answer after the socket closed
+        self.push(codec.encode(frame), frame.TYPE, ephemeral=isinstance(frame, F.TypingNotice))
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                frames = self.outbox.take()
+                if frames:
+                    OUTBOX_FRAMES.observe(len(frames))
+                    OUTBOX_BYTES.observe(sum(map(len, frames)))
+                    await self.transport.send_many(frames)
+                if self.closing and not len(self.outbox):
+                    self._flushed.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-write
+            self.log.debug("write_failed", error=type(exc).__name__)
+            self.outbox.closed = True
+            self._flushed.set()
+
+    async def close(self, code: CloseCode, reason: str, *, reconnect: bool = True, slow: bool = False,
+                    reconnect_after_ms: int = 0) -> None:
+        """Send ``disconnect`` (with a resume hint when ``reconnect``) and close with ``code``.
+        Bounded: a client that does not read is cut off after ``CLOSE_WAIT_S``."""
+        if self.closing:
+            return
+        self.closing = True
+        DISCONNECTS.labels(code.name.lower()).inc()
+        self.log.info("disconnect", code=int(code), reason=reason)
+        if slow:
+            self.outbox.clear()  # what is queued is lost anyway; the client resumes from its offsets
+        frame = F.Disconnect(code=int(code), reason=reason, reconnect=reconnect,
+                             reconnect_after_ms=reconnect_after_ms)
+        try:
+            self.session.disconnect(code, reason, reconnect=reconnect, reconnect_after_ms=reconnect_after_ms)
+        except ProtocolError:
+            pass
+        self.outbox.closed = False
+        self.outbox.push(codec.encode(frame))
+        self.outbox.closed = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._flushed.wait(), CLOSE_WAIT_S)
+        except TimeoutError:
+            pass
+        self._writer.cancel()
+        try:
+            await asyncio.wait_for(self.transport.close(int(code), reason[:120]), CLOSE_WAIT_S)
+        except Exception as exc:
+            self.log.debug("close_failed", error=type(exc).__name__)
+        self.closed.set()
+
+    def stop_writer(self) -> None:
+        self._writer.cancel()
+
+
+@dataclass(eq=False, slots=True)
+class LocalChannel:
+    """A channel with subscribers on this node."""
+
+    name: str
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    epoch: str = ""
+    last: int = 0
+    ready: bool = False
+    activating: asyncio.Future[None] | None = None
+    early: list[Routed] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ChannelIndex:
+    """Channel name -> local subscribers, split into shards so no single dict holds everything."""
+
+    def __init__(self, shards: int = 16) -> None:
+        self._shards: list[dict[str, LocalChannel]] = [{} for _ in range(max(1, shards))]
+
+    def _shard(self, name: str) -> dict[str, LocalChannel]:
+        return self._shards[zlib.crc32(name.encode()) % len(self._shards)]
+
+    def get(self, name: str) -> LocalChannel | None:
+        return self._shard(name).get(name)
+
+    def get_or_create(self, name: str) -> LocalChannel:
+        shard = self._shard(name)
+        lc = shard.get(name)
+        if lc is None:
+            lc = shard[name] = LocalChannel(name)
+        return lc
+
+    def discard(self, lc: LocalChannel) -> None:
+        shard = self._shard(lc.name)
+        if shard.get(lc.name) is lc:
+            del shard[lc.name]
+
+    def __iter__(self) -> Iterator[LocalChannel]:
+        for shard in self._shards:
+            yield from list(shard.values())
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._shards)
+
+
+Handler = Callable[["Connection", Any], Awaitable[None]]
+
+
+class Hub:
+    def __init__(self, *, node_id: str, redis: aioredis.Redis, broker: RedisBroker, presence: Presence,
+                 store: ChannelStore, chat: ChatStore, reactions: ReactionStore, permissions: Permissions,
+                 config: HubConfig, max_frame: int, ping_interval_ms: int) -> None:
+        self.node_id = node_id
+        self.redis = redis
+        self.broker = broker
+        self.presence = presence
+        self.store = store
+        self.chat = chat
+        self.reactions = reactions
+        self.permissions = permissions
+        self.config = config
+        self.max_frame = max_frame
+        self.ping_interval_ms = ping_interval_ms
+        self.user_limits = UserLimits(redis)
+        self.index = ChannelIndex(config.shards)
+        self.connections: dict[str, Connection] = {}
+        self.typing = TypingState(config.typing_throttle_s, config.typing_expire_s)
+        self.accepts = TokenBucket(config.accept_rate, config.accept_rate * 2, time.monotonic())
+        self.draining = False
+        self.inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handlers: dict[type[F.Frame], Handler] = {
+            F.Ping: self._on_ping,
+            F.Pong: self._on_nothing,
+            F.PresenceHeartbeat: self._on_nothing,
+            F.Subscribe: self._on_subscribe,
+            F.Unsubscribe: self._on_unsubscribe,
+            F.Publish: self._on_publish,
+            F.Typing: self._on_typing,
+            F.PresenceQuery: self._on_presence_query,
+            F.React: self._on_react,
+            F.ChatSend: self._on_chat_send,
+            F.ChatHistory: self._on_chat_history,
+            F.ChatReceipt: self._on_chat_receipt,
+        }
+
+    # -- tasks ----------------------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the hub owns (cancelled on ``stop``)."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hub_task_failed", error=repr(task.exception()))
+
+    async def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+
+    # -- connections ------------------------------------------------------------------------------------
+
+    def accept_allowed(self) -> bool:
+        """Whether a new socket may start now (per-node limit against reconnect storms)."""
+        return not self.draining and self.accepts.take(time.monotonic())
+
+    async def connect(self, transport: Transport, session: ServerSession, conn_id: str, user: str) -> Connection:
+        """Register a socket whose session was just accepted (welcome sent)."""
+        conn = Connection(self, transport, session, conn_id, user)
+        self.connections[conn_id] = conn
+        CONNECTIONS.inc()
+        online = f"online:{user}"
+        conn.presence_channels.add(online)
+        try:
+            if await self.presence.join(online, user, conn_id):
+                await self._broadcast(online, F.PresenceJoin(ch=online, user=user))
+        except Exception as exc:
+            conn.log.warning("presence_join_failed", error=type(exc).__name__)
+        return conn
+
+    async def disconnected(self, conn: Connection) -> None:
+        """The socket is gone: drop its subscriptions and presence (leaves follow after a grace)."""
+        if self.connections.pop(conn.id, None) is None:
+            return
+        CONNECTIONS.dec()
+        conn.closing = True
+        conn.stop_writer()
+        conn.session.close()
+        for sub in list(conn.subs.values()):
+            self._drop_subscription(sub)
+        for ch in conn.presence_channels:
+            try:
+                await self.presence.leave(ch, conn.user, conn.id)
+            except Exception as exc:
+                conn.log.warning("presence_leave_failed", error=type(exc).__name__)
+        conn.presence_channels.clear()
+
+    async def receive(self, conn: Connection, data: bytes) -> None:
+        """Handle one message from the client. Never raises: every failure becomes an ``error``
+        frame or a clean disconnect."""
+        if conn.closing:
+            return
+        try:
+            frame = conn.session.receive_data(data)
+        except ProtocolError as exc:
+            await self._fail(conn, exc)
+            return
+        FRAMES_IN.labels(frame.TYPE).inc()
+        if not conn.bucket.take(time.monotonic()):
+            DROPS.labels("rate_limited").inc()
+            if conn.flood.refuse():
+                await conn.close(CloseCode.FLOOD, "too many frames", reconnect=True, reconnect_after_ms=5000)
+                return
+            conn.send(F.Error(code=ErrorCode.RATE_LIMITED, message="slow down", id=getattr(frame, "id", 0)))
+            return
+        conn.flood.allowed()
+        handler = self._handlers.get(type(frame))
+        if handler is None:
+            return
+        self.inflight += 1
+        self._idle.clear()
+        try:
+            await handler(conn, frame)
+        except ProtocolError as exc:
+            exc.request_id = exc.request_id or getattr(frame, "id", 0)
+            await self._fail(conn, exc, ch=getattr(frame, "ch", ""))
+        except Exception:
+            conn.log.exception("handler_failed", frame=frame.TYPE)
+            await self._fail(conn, ProtocolError("internal error", ErrorCode.INTERNAL, getattr(frame, "id", 0)))
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self._idle.set()
+
+    async def _fail(self, conn: Connection, exc: ProtocolError, ch: str = "") -> None:
+        failure = conn.session.fail(exc)
+        error = failure.error if not ch else F.Error(code=failure.error.code, message=failure.error.message,
+                                                      id=failure.error.id, ch=ch)
+        conn.push(codec.encode(error), F.Error.TYPE)
+        if failure.close is not None:
+            await conn.close(failure.close, exc.message[:120], reconnect=False)
+
+    # -- channels -----------------------------------------------------------------------------------------
+
+    async def _activate(self, lc: LocalChannel) -> None:
+        """Make this node receive ``lc``'s events and learn its position (once per channel)."""
+        if lc.ready:
+            return
+        if lc.activating is not None:
+            await asyncio.shield(lc.activating)
+            return
+        lc.activating = asyncio.get_running_loop().create_future()
+        try:
+            pos = await self.broker.watch(lc.name)
+            kind, _ = parse_channel(lc.name)
+            if pos is None:
+                pos = ("", 0) if kind == "online" else await self.store.position(lc.name)
+            lc.epoch, lc.last = pos
+            lc.ready = True
+            early, lc.early = lc.early, []
+            for routed in early:
+                await self._deliver_durable(lc, routed)
+            lc.activating.set_result(None)
+        except BaseException as exc:
+            lc.activating.set_exception(exc)
+            lc.activating.exception()  # retrieved: waiters re-raise it
+            lc.activating = None
+            raise
+
+    def _drop_subscription(self, sub: Subscription) -> None:
+        conn = sub.conn
+        if conn.subs.get(sub.channel) is sub:
+            del conn.subs[sub.channel]
+        lc = self.index.get(sub.channel)
+        if lc is None:
+            return
+        if lc.subs.get(conn.id) is sub:
+            del lc.subs[conn.id]
+        if not lc.subs:
+            self.index.discard(lc)
+            self.spawn(self._unwatch(lc.name))
+        if sub.presence and sub.channel in conn.presence_channels and not sub.channel.startswith("online:"):
+            conn.presence_channels.discard(sub.channel)
+            self.spawn(self.presence.leave(sub.channel, conn.user, conn.id))
+
+    async def _unwatch(self, name: str) -> None:
+        if self.index.get(name) is None:
+            await self.broker.unwatch(name)
+
+    # -- delivery (the inbox reader calls this, one event at a time, in inbox order) ----------------------
+
+    async def deliver(self, routed: Routed) -> None:
+        lc = self.index.get(routed.channel)
+        FANOUT_LAG.observe(max(0.0, time.time() - routed.published_ms / 1000))
+        if lc is None:
+            return
+        if routed.offset < 0:
+            presence_only = routed.kind in PRESENCE_KINDS
+            for sub in list(lc.subs.values()):
+                if presence_only and not sub.presence:
+                    continue
+                sub.conn.push(routed.payload, routed.kind, ephemeral=True)
+            return
+        if not lc.ready:
+            lc.early.append(routed)
+            return
+        await self._deliver_durable(lc, routed)
+
+    async def _deliver_durable(self, lc: LocalChannel, routed: Routed) -> None:
+        async with lc.lock:
+            if routed.offset <= lc.last:
+                return  # already delivered (a late publisher, or the gap fill brought it)
+            if routed.offset > lc.last + 1:
+                missing = await self.read_range(lc.name, lc.last, routed.offset - 1)
+                GAP_FILLS.labels("routed").inc()
+                for off, data in missing:
+                    if off > lc.last:
+                        self._fanout(lc, off, data, routed.kind)
+            self._fanout(lc, routed.offset, routed.payload, routed.kind)
+
+    def _fanout(self, lc: LocalChannel, offset: int, data: bytes, kind: str) -> None:
+        lc.last = offset
+        for sub in list(lc.subs.values()):
+            if sub.buffer is not None:
+                sub.buffer.append((offset, data))
+            elif offset > sub.offset:
+                sub.offset = offset
+                sub.conn.push(data, kind)
+
+    async def read_range(self, channel: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """Stored events ``after < offset <= upto``: from Redis when it holds them all, else from
+        PostgreSQL (the source of truth)."""
+        if upto <= after:
+            return []
+        try:
+            found = await self.broker.history(channel, after, upto)
+        except Exception as exc:
+            log.warning("history_redis_failed", channel=channel, error=type(exc).__name__)
+            found = None
+        if found is not None:
+            RECOVERIES.labels("redis").inc()
+            return found
+        RECOVERIES.labels("postgres").inc()
+        return await self.store.range(channel, after, upto)
+
+    # -- publishing ------------------------------------------------------------------------------------------
+
+    async def publish_stored(self, stored: Stored, kind: str) -> None:
+        try:
+            await self.broker.publish(stored.channel, stored.epoch, stored.offset, stored.frame, kind,
+                                      self.store.range)
+        except Exception as exc:  # durable already; the next publish or a resume fills it in
+            log.warning("publish_deferred", channel=stored.channel, offset=stored.offset,
+                        error=type(exc).__name__)
+
+    async def _broadcast(self, channel: str, frame: F.Frame) -> None:
+        await self.broker.broadcast(channel, codec.encode(frame), frame.TYPE)
+
+    def broadcast_soon(self, channel: str, frame: F.Frame) -> None:
+        self.spawn(self._broadcast(channel, frame))
+
+    async def _user_allowed(self, conn: Connection, request_id: int) -> None:
+        if not await self.user_limits.hit(conn.user, "write", self.config.user_rate, 10):
+            DROPS.labels("user_rate_limited").inc()
+            raise ProtocolError("too many writes, slow down", ErrorCode.RATE_LIMITED, request_id)
+
+    # -- handlers ----------------------------------------------------------------------------------------------
+
+    async def _on_nothing(self, conn: Connection, frame: F.Frame) -> None:
+        return
+
+    async def _on_ping(self, conn: Connection, frame: F.Ping) -> None:
+        conn.send(F.Pong(id=frame.id))
+
+    async def _on_subscribe(self, conn: Connection, frame: F.Subscribe) -> None:
+        ch = frame.ch
+        try:
+            kind, _ = parse_channel(ch)
+            allowed = await self.permissions.can_subscribe(conn.user, ch)
+        except ChannelError as exc:
+            raise ProtocolError(exc.message, ErrorCode.CHANNEL_NOT_FOUND, frame.id) from None
+        if not allowed:
+            raise denied(f"not allowed to subscribe to {ch}", frame.id)
+        wants_presence = frame.presence or kind == "online"
+        sub = Subscription(conn, ch, wants_presence)
+        lc = self.index.get_or_create(ch)
+        lc.subs[conn.id] = sub
+        conn.subs[ch] = sub
+        try:
+            await self._activate(lc)
+            top, epoch = lc.last, lc.epoch
+            recovered, missed = True, list[tuple[int, bytes]]()
+            if frame.epoch and frame.offset >= 0:
+                recovered, missed = await self._recover(ch, frame.epoch, frame.offset, epoch, top)
+        except BaseException:
+            self._drop_subscription(sub)
+            raise
+        if conn.subs.get(ch) is not sub or conn.closing:
+            return  # unsubscribed or gone meanwhile
+        try:
+            ok = conn.session.subscribed(frame, epoch=epoch, offset=top, recovered=recovered)
+        except ProtocolError:
+            self._drop_subscription(sub)
+            return
+        conn.push(codec.encode(ok), ok.TYPE)
+        sub.offset = top
+        for _, data in missed:
+            conn.push(data, "recovered")
+        buffered, sub.buffer = sub.buffer or [], None
+        for off, data in buffered:
+            if off > sub.offset:
+                sub.offset = off
+                conn.push(data, "buffered")
+        if wants_presence:
+            await self._presence_on_subscribe(conn, sub, kind, frame.id)
+
+    async def _recover(self, ch: str, epoch: str, offset: int, current_epoch: str,
+                       top: int) -> tuple[bool, list[tuple[int, bytes]]]:
+        if epoch != current_epoch or offset > top or top - offset > self.config.max_recover:
+            RECOVERIES.labels("refused").inc()
+            return False, []
+        missed = await self.read_range(ch, offset, top)
+        if len(missed) != top - offset:
+            RECOVERIES.labels("incomplete").inc()
+            return False, []
+        return True, missed
+
+    async def _presence_on_subscribe(self, conn: Connection, sub: Subscription, kind: str, request_id: int) -> None:
+        ch = sub.channel
+        if kind != "online" and ch not in conn.presence_channels:
+            conn.presence_channels.add(ch)
+            if await self.presence.join(ch, conn.user, conn.id):
+                await self._broadcast(ch, F.PresenceJoin(ch=ch, user=conn.user))
+        snap, left = await self.presence.snapshot(ch)
+        for user in left:
+            self.broadcast_soon(ch, F.PresenceLeave(ch=ch, user=user))
+        conn.send(F.PresenceSnapshot(ch=ch, users=snap.users, count=snap.count, truncated=snap.truncated,
+                                     id=request_id))
+
+    async def _on_unsubscribe(self, conn: Connection, frame: F.Unsubscribe) -> None:
+        sub = conn.subs.get(frame.ch)
+        if sub is not None:
+            self._drop_subscription(sub)
+        conn.send(F.Unsubscribed(id=frame.id, ch=frame.ch))
+
+    async def _on_publish(self, conn: Connection, frame: F.Publish) -> None:
+        if not await self.permissions.can_publish(conn.user, frame.ch):
+            raise denied(f"not allowed to publish to {frame.ch}", frame.id)
+        await self._user_allowed(conn, frame.id)
+        ch, sender, data = frame.ch, conn.user, frame.data
+
+        def build(epoch: str, offset: int, mid: str, ts: int) -> F.Frame:
+            return F.Event(ch=ch, epoch=epoch, offset=offset, mid=mid, sender=sender, data=data, ts=ts)
+
+        stored = await self.store.append(ch, "event", sender, frame.key, build)
+        if len(stored.frame) > self.max_frame:
+            raise ProtocolError("event too large", ErrorCode.MESSAGE_TOO_LARGE, frame.id)
+        if stored.created:
+            await self.publish_stored(stored, F.Event.TYPE)
+        conn.send(F.Ack(id=frame.id, ch=ch, offset=stored.offset, mid=stored.mid))
+
+    async def _on_typing(self, conn: Connection, frame: F.Typing) -> None:
+        now = time.monotonic()
+        if frame.active:
+            if not self.typing.start(frame.ch, conn.user, now):
+                DROPS.labels("typing_throttled").inc()
+                return
+        elif not self.typing.stop(frame.ch, conn.user):
+            return
+        await self._broadcast(frame.ch, F.TypingNotice(ch=frame.ch, user=conn.user, active=frame.active))
+
+    async def typing_expired(self) -> None:
+        """Announce typists silent for too long as stopped (called every second by the node)."""
+        for ch, user in self.typing.expired(time.monotonic()):
+            await self._broadcast(ch, F.TypingNotice(ch=ch, user=user, active=False))
+
+    async def _on_presence_query(self, conn: Connection, frame: F.PresenceQuery) -> None:
+        snap, left = await self.presence.snapshot(frame.ch)
+        for user in left:
+            self.broadcast_soon(frame.ch, F.PresenceLeave(ch=frame.ch, user=user))
+        conn.send(F.PresenceSnapshot(ch=frame.ch, users=snap.users, count=snap.count,
+                                     truncated=snap.truncated, id=frame.id))
+
+    async def _on_react(self, conn: Connection, frame: F.React) -> None:
+        if frame.target_kind == "post":
+            ch = f"post:{frame.target_id}"
+            try:
+                parse_channel(ch)
+            except ChannelError:
+                raise ProtocolError("no such post", ErrorCode.NOT_FOUND, frame.id) from None
+            if not await self.permissions.can_see_post(conn.user, frame.target_id):
+                raise denied("cannot react to this post", frame.id)
+        elif frame.target_kind == "message":
+            room = await self.chat.room_of_message(frame.target_id)
+            if room is None:
+                raise ProtocolError("no such message", ErrorCode.NOT_FOUND, frame.id)
+            if not await self.permissions.is_member(room, conn.user):
+                raise denied("cannot react to this message", frame.id)
+            ch = f"room:{room}"
+        else:
+            raise ProtocolError("unknown target kind", ErrorCode.INVALID_FIELD, frame.id)
+        if not frame.emoji or len(frame.emoji) > 32:
+            raise ProtocolError("emoji must be 1-32 characters", ErrorCode.INVALID_FIELD, frame.id)
+        await self._user_allowed(conn, frame.id)
+        changed = await self.reactions.toggle(frame.target_kind, frame.target_id, conn.user, frame.emoji, frame.on)
+        conn.send(F.Ack(id=frame.id, ch=ch))
+        if changed:
+            await self._counts_changed(ch, frame.target_kind, frame.target_id)
+
+    async def _counts_changed(self, ch: str, target_kind: str, target_id: str) -> None:
+        window = self.config.reaction_window_ms
+        if await self.redis.set(keys.reaction_flush(target_kind, target_id), self.node_id, nx=True, px=window):
+            self.spawn(self._flush_counts(ch, target_kind, target_id, window / 1000 + 0.02))
+
+    async def _flush_counts(self, ch: str, target_kind: str, target_id: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)  # the coalescing window: later taps ride on this broadcast
+        counts = await self.reactions.counts(target_kind, target_id)
+        await self._broadcast(ch, F.ReactionCounts(ch=ch, target_kind=target_kind, target_id=target_id,
+                                                   counts=counts))
+
+    async def _on_chat_send(self, conn: Connection, frame: F.ChatSend) -> None:
+        try:
+            parse_channel(f"room:{frame.room}")
+        except ChannelError:
+            raise ProtocolError("no such room", ErrorCode.CHANNEL_NOT_FOUND, frame.id) from None
+        if self.draining:
+            raise ProtocolError("node is draining, resend elsewhere", ErrorCode.DRAINING, frame.id)
+        await self._user_allowed(conn, frame.id)
+        try:
+            sent = await self.chat.send(frame.room, conn.user, frame.cmid, frame.body, frame.reply_to)
+        except ProtocolError as exc:
+            exc.request_id = frame.id
+            raise
+        msg = sent.message
+        if sent.created:
+            stored = Stored(msg.ch, msg.epoch, msg.offset, msg.mid, sent.frame, True)
+            await self.publish_stored(stored, F.ChatMessage.TYPE)
+        conn.send(F.ChatAck(id=frame.id, room=frame.room, cmid=frame.cmid, mid=msg.mid, offset=msg.offset,
+                            ts=msg.ts))
+
+    async def _member_of(self, conn: Connection, room: str, request_id: int) -> None:
+        try:
+            parse_channel(f"room:{room}")
+        except ChannelError:
+            raise ProtocolError("no such room", ErrorCode.CHANNEL_NOT_FOUND, request_id) from None
+        if not await self.permissions.is_member(room, conn.user):
+            raise denied("not a member of this room", request_id)
+
+    async def _on_chat_history(self, conn: Connection, frame: F.ChatHistory) -> None:
+        await self._member_of(conn, frame.room, frame.id)
+        messages, more = await self.chat.history(frame.room, frame.before, frame.limit)
+        # Keep the page under the frame cap: drop the oldest and say there is more.
+        budget, kept = self.max_frame - 512, []
+        for msg in messages:
+            size = len(codec.encode(msg)) + 8
+            if size > budget:
+                more = True
+                break
+            budget -= size
+            kept.append(msg)
+        conn.send(F.ChatPage(id=frame.id, room=frame.room, messages=tuple(kept), more=more))
+
+    async def _on_chat_receipt(self, conn: Connection, frame: F.ChatReceipt) -> None:
+        await self._member_of(conn, frame.room, 0)
+        if frame.kind not in F.RECEIPT_KINDS:
+            raise ProtocolError("unknown receipt kind", ErrorCode.INVALID_FIELD)
+        if await self.chat.receipt(frame.room, conn.user, frame.kind, frame.offset):
+            ch = f"room:{frame.room}"
+            await self._broadcast(ch, F.ReceiptNotice(ch=ch, room=frame.room, user=conn.user,
+                                                      offset=frame.offset, kind=frame.kind))
+
+    # -- drain ---------------------------------------------------------------------------------------------------
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop accepting, tell every client to reconnect elsewhere (jittered), let in-flight
+        requests finish, close every socket. Returns within ``timeout_s``."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        spread_ms = max(500, min(5000, int(timeout_s * 250)))
+        for conn in list(self.connections.values()):
+            if conn.session.state is State.OPEN:
+                conn.send(conn.session.drain(random.randint(0, spread_ms)))
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic() - CLOSE_WAIT_S * 2))
+        except TimeoutError:
+            log.warning("drain_inflight_left", inflight=self.inflight)
+        closes = [conn.close(CloseCode.DRAINING, "node draining", reconnect_after_ms=random.randint(0, spread_ms))
+                  for conn in list(self.connections.values())]
+        if closes:
+            await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True),
+                                   max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,29 @@
+"""Prometheus metrics of the hub. Served by the node's ``/metrics`` endpoint (app.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("amaro_hub_connections", "Open authenticated sockets on this node")
+FRAMES_IN = Counter("amaro_hub_frames_in_total", "Frames received from clients", ["type"])
+FRAMES_OUT = Counter("amaro_hub_frames_out_total", "Frames queued to clients", ["type"])
+FANOUT_LAG = Histogram(
+    "amaro_hub_fanout_lag_seconds", "Publish to local enqueue, across nodes",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+DROPS = Counter("amaro_hub_drops_total", "Frames dropped instead of delivered", ["reason"])
+DISCONNECTS = Counter("amaro_hub_disconnects_total", "Sockets closed by the server", ["reason"])
+OUTBOX_BYTES = Histogram(
+    "amaro_hub_outbox_bytes", "Bytes written per coalesced socket write",
+    buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576),
+)
+OUTBOX_FRAMES = Histogram(
+    "amaro_hub_outbox_frames", "Frames per coalesced socket write",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+REDIS_OP = Histogram(
+    "amaro_hub_redis_seconds", "Round-trip time of the hub's Redis operations", ["op"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
+RECOVERIES = Counter("amaro_hub_recoveries_total", "Resumes by outcome and source", ["outcome"])
+GAP_FILLS = Counter("amaro_hub_gap_fills_total", "Out-of-order or missed routed events refilled", ["source"])

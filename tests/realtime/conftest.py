@@ -1,0 +1,40 @@
+"""Fixtures for the realtime hub: users, rooms and the hub's stores on the shared real services."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest_asyncio
+
+from realtime.services import Services
+
+
+async def make_user(db: asyncpg.Pool, name: str = "") -> str:
+    uid = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO users (id, username, password_hash) VALUES ($1, $2, 'x')",
+        uid, name or f"u{uid.hex[:12]}",
+    )
+    return str(uid)
+
+
+async def follow(db: asyncpg.Pool, follower: str, followee: str) -> None:
+    await db.execute(
+        "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        uuid.UUID(follower), uuid.UUID(followee),
+    )
+
+
+async def make_post(db: asyncpg.Pool, author: str, *, visibility: str = "public", state: str = "published") -> str:
+    pid = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO posts (id, author_id, state, visibility) VALUES ($1, $2, $3, $4)",
+        pid, uuid.UUID(author), state, visibility,
+    )
+    return str(pid)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def users(services: Services) -> list[str]:
+    return [await make_user(services.db) for _ in range(4)]
