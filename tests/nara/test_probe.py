@@ -45,6 +45,17 @@ async def test_probe_rotation_swaps_display_size(
     assert (p.coded_width, p.coded_height) == (320, 240)
 
 
+async def test_probe_mpegts_upload(tools: Tools, limits: Limits, tmp_path: Path) -> None:
+    """Regression: the static ffprobe 6.0 segfaults on MPEG-TS unless iconv is kept off gconv."""
+    from .conftest import make_clip
+
+    clip = make_clip(tools, tmp_path / "clip.ts", seconds=1.0)
+    f = tmp_path / "source"
+    f.write_bytes(clip.read_bytes())
+    p = await probe(f, tools, limits)
+    assert (p.container, p.width, p.height, p.has_audio) == ("mpegts", 320, 240, True)
+
+
 async def test_zero_length(tmp_path: Path, tools: Tools, limits: Limits) -> None:
     f = tmp_path / "source"
     f.write_bytes(b"")

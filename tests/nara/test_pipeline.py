@@ -1,0 +1,145 @@
+"""run_job end to end on real ffmpeg, with a local store and a recording sink (no Redis)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nara.errors import NaraError
+from nara.guard import child_env
+from nara.pipeline import Context, Job, Outputs, run_job
+from nara.settings import NaraSettings
+from nara.storage import LocalStore
+from nara.tools import Tools
+
+from .conftest import make_clip
+from .sinks import RecordingSink
+
+
+def _ffprobe(tools: Tools, path: Path, *extra: str) -> dict[str, object]:
+    out = subprocess.run(
+        [str(tools.ffprobe), "-v", "error", "-of", "json", *extra, str(path)],
+        check=True, capture_output=True, timeout=30, env=child_env(),
+    )
+    doc: dict[str, object] = json.loads(out.stdout)
+    return doc
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, tools: Tools) -> Context:
+    settings = NaraSettings(workdir=tmp_path / "work")
+    return Context(settings, tools, LocalStore(tmp_path / "store"), RecordingSink())
+
+
+async def _run(ctx: Context, source: Path, upload_id: str = "up1") -> tuple[dict[str, object], Path]:
+    store = ctx.store
+    assert isinstance(store, LocalStore)
+    dest = store.path_of(f"uploads/{upload_id}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(source.read_bytes())
+    job = Job(upload_id, upload_id, "u1", "p1", f"uploads/{upload_id}", "video/mp4", dest.stat().st_size)
+    return await run_job(job, ctx), store.root
+
+
+async def test_two_phases_master_playlist_and_extras(ctx: Context, tools: Tools, tmp_path: Path) -> None:
+    clip = make_clip(tools, tmp_path / "wide.mp4", seconds=5.0, size="640x360")
+    data, root = await _run(ctx, clip)
+    sink = ctx.sink
+    assert isinstance(sink, RecordingSink)
+    assert sink.phases() == ["good_enough", "upgraded"]
+    good = sink.events[0].data
+    assert str(good["placeholder"]).startswith("data:image/jpeg;base64,")
+    assert (root / str(good["poster"])).stat().st_size > 1000
+    fast = (root / str(good["playlist"])).read_text()
+    assert "#EXT-X-ENDLIST" in fast  # the stored growing playlist ended with the encode
+
+    master = root / str(data["master"])
+    text = master.read_text()
+    for attr in ("BANDWIDTH=", "AVERAGE-BANDWIDTH=", "RESOLUTION=", "CODECS=", "FRAME-RATE="):
+        assert attr in text
+    renditions = data["renditions"]
+    assert isinstance(renditions, list) and [r["name"] for r in renditions] == ["240p", "360p"]
+    doc = _ffprobe(tools, master, "-show_streams")
+    streams = doc["streams"]
+    assert isinstance(streams, list)
+    sizes = {(s["width"], s["height"]) for s in streams if s["codec_type"] == "video"}
+    assert sizes == {(426, 240), (640, 360)}
+    assert any(s["codec_type"] == "audio" for s in streams)
+    for r in renditions:
+        fmt = _ffprobe(tools, root / r["playlist"], "-show_format")["format"]
+        assert isinstance(fmt, dict)
+        assert abs(float(fmt["duration"]) - 5.0) <= 2.0  # within one segment of the source
+    assert (root / str(data["preview"])).stat().st_size > 0
+    board = data["storyboard"]
+    assert isinstance(board, dict)
+    vtt = (root / board["vtt"]).read_text()
+    assert vtt.startswith("WEBVTT") and "#xywh=" in vtt
+    assert (root / board["sprite"]).stat().st_size > 0
+    plan_doc = json.loads((root / Outputs.plan_key("up1")).read_text())
+    assert plan_doc["reasons"] and str(data["master"]).startswith(f"media/up1/{data['plan_id']}/")
+    assert not (ctx.settings.workdir / "up1").exists()  # work directory cleaned
+
+
+async def test_rotation_applied_and_not_signalled(ctx: Context, tools: Tools, clips: dict[str, Path]) -> None:
+    data, root = await _run(ctx, clips["rotated"])
+    renditions = data["renditions"]
+    assert isinstance(renditions, list)
+    top = renditions[-1]
+    assert (top["width"], top["height"]) == (240, 320)
+    doc = _ffprobe(tools, root / top["playlist"], "-show_streams")
+    streams = doc["streams"]
+    assert isinstance(streams, list)
+    video = next(s for s in streams if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (240, 320)
+    assert not any("rotation" in side for side in video.get("side_data_list", []))
+
+
+async def test_poster_skips_black_opening(ctx: Context, tools: Tools, tmp_path: Path) -> None:
+    clip = tmp_path / "fade.mp4"
+    subprocess.run(
+        [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "testsrc2=size=320x240:rate=30,fade=in:st=0:d=2.5", "-t", "4", "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)],
+        check=True, timeout=30,
+    )
+    await _run(ctx, clip)
+    sink = ctx.sink
+    assert isinstance(sink, RecordingSink)
+    poster = ctx.store.path_of(str(sink.events[0].data["poster"]))  # type: ignore[attr-defined]
+    frames = _ffprobe(tools, Path(f"movie={poster},signalstats"), "-f", "lavfi",
+                      "-show_entries", "frame_tags=lavfi.signalstats.YAVG")["frames"]
+    assert isinstance(frames, list)
+    assert float(frames[0]["tags"]["lavfi.signalstats.YAVG"]) > 40
+
+
+async def test_image_variants_and_placeholder(ctx: Context, tools: Tools, tmp_path: Path) -> None:
+    png = tmp_path / "photo.png"
+    subprocess.run(
+        [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "testsrc2=size=800x600", "-frames:v", "1", str(png)],
+        check=True, timeout=30,
+    )
+    data, root = await _run(ctx, png, "img1")
+    sink = ctx.sink
+    assert isinstance(sink, RecordingSink)
+    assert sink.phases() == ["good_enough", "upgraded"]
+    variants = data["variants"]
+    assert isinstance(variants, list) and [v["width"] for v in variants] == [320, 640, 800]
+    for v in variants:
+        for fmt in ("webp", "jpeg"):
+            info = _ffprobe(tools, root / v[fmt], "-show_streams")["streams"]
+            assert isinstance(info, list) and info[0]["width"] == v["width"]
+    assert str(data["placeholder"]).startswith("data:image/jpeg;base64,")
+
+
+async def test_bad_input_raises_reason(ctx: Context, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n/etc/passwd\n")
+    with pytest.raises(NaraError) as info:
+        await _run(ctx, bad, "bad1")
+    assert info.value.reason == "playlist_rejected"
+    sink = ctx.sink
+    assert isinstance(sink, RecordingSink) and sink.events == []
