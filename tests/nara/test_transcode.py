@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from nara import transcode as tx
 from nara.guard import ALLOWED_DEMUXERS, Limits
 from nara.hls import MediaPlaylist, parse_media_playlist, storyboard_vtt
 from nara.planner import Audience, plan
 from nara.probe import probe
 from nara.tools import Tools
-from nara import transcode as tx
 
 from .conftest import make_clip
 from .test_planner import src
