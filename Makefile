@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy protocol realtime feed media nara clients/python/amaro_client
+	$(BIN)/mypy protocol realtime feed media nara loadtests clients/python/amaro_client
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

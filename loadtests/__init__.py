@@ -1,0 +1,1 @@
+"""Benchmarks of the Amaro Than platform; run ``python -m loadtests --help``."""

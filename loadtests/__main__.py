@@ -1,0 +1,28 @@
+"""``python -m loadtests <benchmark> [--json FILE]``: benchmarks that print JSON figures.
+
+Each benchmark starts the processes it measures on loopback and stops them when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadtests import fanout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests")
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    for name, module in (("fanout", fanout),):
+        command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        command.add_argument("--json", help="also write the JSON figures to this file")
+        module.add_arguments(command)
+        command.set_defaults(run=module.main)
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

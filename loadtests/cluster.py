@@ -1,0 +1,212 @@
+"""A throwaway platform for benchmarks: real Redis and PostgreSQL, N hub processes, seeded users.
+
+Services come from ``AMARO_REDIS_URL`` / ``AMARO_DATABASE_URL`` when set (a fresh database is
+created and dropped), otherwise embedded ones in a temporary folder. Hubs run as real
+``amaro hub`` processes on loopback ports, exactly as in production. Users are inserted directly
+and given tokens signed with the cluster's own secret, so a benchmark of the hub does not spend
+its time in Argon2id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import psutil
+
+from feed.tokens import TokenSigner
+from realtime.embedded import EmbeddedServices
+from realtime.migrations import migrate
+
+TOKEN_SECRET = "loadtest-token-secret-" + "x" * 24
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@dataclass
+class Hub:
+    node_id: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+
+@dataclass
+class SeededUser:
+    id: str
+    token: str
+
+
+@dataclass
+class Cluster:
+    hubs_wanted: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    hubs: list[Hub] = field(default_factory=list)
+    redis_url: str = ""
+    database_url: str = ""
+    signer: TokenSigner = field(default_factory=lambda: TokenSigner(TOKEN_SECRET.encode(), ttl_s=6 * 3600))
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _embedded: EmbeddedServices | None = None
+    _admin_db_url: str = ""
+    _db_name: str = ""
+    _log_dir: Path | None = None
+
+    async def __aenter__(self) -> Cluster:
+        self._tmp = tempfile.TemporaryDirectory(prefix="amaro-bench-")
+        self._log_dir = Path(self._tmp.name) / "logs"
+        self._log_dir.mkdir()
+        redis_url = os.environ.get("AMARO_REDIS_URL", "")
+        admin = os.environ.get("AMARO_DATABASE_URL", "")
+        if not redis_url or not admin:
+            self._embedded = await asyncio.to_thread(EmbeddedServices(Path(self._tmp.name) / "data").start)
+            redis_url = redis_url or self._embedded.redis_url
+            admin = admin or self._embedded.database_url
+        self.redis_url, self._admin_db_url = redis_url, admin
+        self._db_name = f"amaro_bench_{secrets.token_hex(4)}"
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{self._db_name}"')
+        finally:
+            await conn.close()
+        self.database_url = _with_database(admin, self._db_name)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        if self._embedded is None:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(redis_url)
+            await client.flushdb()
+            await client.aclose()
+        for index in range(self.hubs_wanted):
+            self.hubs.append(self._spawn_hub(f"bench-hub-{index}"))
+        await asyncio.gather(*(self.wait_ready(hub) for hub in self.hubs))
+        return self
+
+    def hub_env(self, node_id: str, port: int) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AMARO_")},
+            "AMARO_ENV": "test",
+            "AMARO_NODE_ID": node_id,
+            "AMARO_PORT": str(port),
+            "AMARO_REDIS_URL": self.redis_url,
+            "AMARO_DATABASE_URL": self.database_url,
+            "AMARO_TOKEN_SECRET": TOKEN_SECRET,
+            "AMARO_LOG_LEVEL": "warning",
+            "AMARO_LOG_FORMAT": "json",
+            "AMARO_DATA_DIR": str(Path(self._tmp.name if self._tmp else ".") / "data"),
+            **self.extra_env,
+        }
+
+    def _spawn_hub(self, node_id: str) -> Hub:
+        port = free_port()
+        assert self._log_dir is not None
+        log = (self._log_dir / f"{node_id}.log").open("wb")
+        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "hub"], env=self.hub_env(node_id, port),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return Hub(node_id=node_id, port=port, process=process)
+
+    def hub_log(self, hub: Hub) -> str:
+        assert self._log_dir is not None
+        return (self._log_dir / f"{hub.node_id}.log").read_text(errors="replace")[-4000:]
+
+    async def wait_ready(self, hub: Hub, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if hub.process.poll() is not None:
+                    raise RuntimeError(f"{hub.node_id} exited:\n{self.hub_log(hub)}")
+                try:
+                    if (await http.get(f"{hub.http_url}/readyz", timeout=1)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{hub.node_id} not ready in {timeout_s}s:\n{self.hub_log(hub)}")
+
+    async def seed_users(self, count: int) -> list[SeededUser]:
+        ids = [uuid.uuid4() for _ in range(count)]
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await conn.copy_records_to_table(
+                "users", records=[(uid, f"bench_{uid.hex[:20]}", "bench", "!") for uid in ids],
+                columns=["id", "username", "display_name", "password_hash"],
+            )
+        finally:
+            await conn.close()
+        return [SeededUser(str(uid), self.signer.issue(str(uid), str(uuid.uuid4()))) for uid in ids]
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for hub in self.hubs:
+            if hub.process.poll() is None:
+                hub.process.terminate()
+        for hub in self.hubs:
+            try:
+                hub.process.wait(30)
+            except subprocess.TimeoutExpired:
+                hub.process.kill()
+                hub.process.wait()
+        try:
+            conn = await asyncpg.connect(self._admin_db_url)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+        finally:
+            if self._embedded is not None:
+                await asyncio.to_thread(self._embedded.stop)
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
