@@ -282,6 +282,8 @@ class _Spec:
     validators: dict[str, Validator]
     required: frozenset[str]
     strict_keys: bool
+    #: fields holding a tuple of frames (encoded as an array of maps).
+    nested: tuple[str, ...]
 
 
 def _spec(cls: type[F.Frame]) -> _Spec:
@@ -306,7 +308,13 @@ def _spec(cls: type[F.Frame]) -> _Spec:
         validators[f.name] = check
     # ``hello`` is decoded before a version is negotiated, so a newer client may offer extra keys
     # there; everywhere else an unknown key is an error (see SPEC.md, "Versioning").
-    return _Spec(cls, cls.TYPE, tuple(encode_fields), validators, frozenset(required), cls is not F.Hello)
+    nested = tuple(name for name, tp in hints.items() if _holds_frames(tp))
+    return _Spec(cls, cls.TYPE, tuple(encode_fields), validators, frozenset(required), cls is not F.Hello, nested)
+
+
+def _holds_frames(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and bool(args) and isinstance(args[0], type) and issubclass(args[0], F.Frame)
 
 
 def _allow_empty(check: Validator) -> Validator:
@@ -343,24 +351,23 @@ def _as_map(frame: F.Frame) -> dict[str, Any]:
         value = getattr(frame, name)
         if default is _NO_DEFAULT or value != default:
             out[name] = value
+    for name in spec.nested:  # ChatPage.messages: frames inside a frame, as maps with their own "t"
+        if name in out:
+            out[name] = [_as_map(item) for item in out[name]]
     return out
 
 
-def _pack_default(obj: Any) -> Any:
-    if isinstance(obj, F.Frame):  # ChatMessage inside ChatPage.messages
-        return _as_map(obj)
-    raise TypeError(f"cannot encode {type(obj).__name__}")
-
-
-_packb = msgpack.Packer(default=_pack_default, use_bin_type=True, autoreset=True).pack
+# One packer, reused: no Python callback runs inside ``pack`` (nested frames are converted above),
+# so a call never releases the GIL halfway and sharing it between threads is safe.
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 
 def encode(frame: F.Frame) -> bytes:
     """Encode one frame as a msgpack map (``t`` first, then fields in declaration order, fields
     equal to their default omitted). Does not validate: encode frames you built, decode the rest.
 
-    Raises ``KeyError`` for an object that is not a protocol frame. Not thread-safe across threads
-    sharing this module's packer; one event loop thread is the intended caller.
+    Raises ``KeyError`` for an object that is not a protocol frame and ``TypeError`` for a value
+    msgpack cannot carry (e.g. a set inside ``data``). Safe to call from any thread.
     """
     result: bytes = _packb(_as_map(frame))
     return result

@@ -342,3 +342,17 @@ def test_typed_tuples_and_maps() -> None:
     assert code_of(pack({**counts, "counts": {"x": True}}), decode_server) == ErrorCode.INVALID_FIELD
     feed = raw(SAMPLES[F.FeedUpdate])
     assert code_of(pack({**feed, "data": [1]}), decode_server) == ErrorCode.INVALID_FIELD
+
+
+def test_encode_refuses_values_msgpack_cannot_carry() -> None:
+    with pytest.raises(TypeError):
+        encode(F.Publish(id=1, ch="room:a", key="k", data={1, 2}))
+
+
+def test_encode_is_deterministic_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    page = SAMPLES[F.ChatPage]
+    expected = encode(page)
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(lambda _: encode(page), range(2000))) == {expected}
