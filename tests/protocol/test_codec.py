@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import msgpack
@@ -356,3 +357,34 @@ def test_encode_is_deterministic_across_threads() -> None:
     expected = encode(page)
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(lambda _: encode(page), range(2000))) == {expected}
+
+
+def _wrong_values(annotation: str) -> list[Any]:
+    """Values of the wrong msgpack type for a field annotated ``annotation`` (as written in frames.py)."""
+    if annotation == "int":
+        return [True, 1.0, "1", None, [1]]
+    if annotation == "str":
+        return [1, b"x", None, ["x"], True]
+    if annotation == "bool":
+        return [1, 0, "true", None]
+    if annotation.startswith("tuple"):
+        return ["x", 1, {"a": 1}, None]
+    if annotation.startswith("dict"):
+        return [[1], "x", 1, None]
+    return []  # Any: every msgpack value is the right type
+
+
+FIELD_CASES = [
+    (cls, f.name, bad) for cls in ALL_FRAMES for f in dataclasses.fields(cls) for bad in _wrong_values(str(f.type))
+]
+
+
+@pytest.mark.parametrize(("cls", "name", "bad"), FIELD_CASES, ids=lambda x: getattr(x, "TYPE", repr(x)))
+def test_every_field_refuses_values_of_the_wrong_type(cls: type[F.Frame], name: str, bad: Any) -> None:
+    m = raw(SAMPLES[cls])
+    m[name] = bad
+    decoder = decode_client if cls in F.CLIENT_FRAMES else decode_server
+    with pytest.raises(MalformedFrame) as info:
+        decoder(pack(m))
+    assert info.value.code == ErrorCode.INVALID_FIELD
+    assert name in info.value.message
