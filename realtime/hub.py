@@ -366,12 +366,12 @@ class Hub:
                 self._idle.set()
 
     async def _fail(self, conn: Connection, exc: ProtocolError, ch: str = "") -> None:
-        failure = conn.session.fail(exc)
-        error = failure.error if not ch else F.Error(code=failure.error.code, message=failure.error.message,
-                                                      id=failure.error.id, ch=ch)
-        conn.push(codec.encode(error), F.Error.TYPE)
-        if failure.close is not None:
-            await conn.close(failure.close, exc.message[:120], reconnect=False)
+        """Answer a refused frame with an ``error``. The socket keeps serving (a bad frame costs the
+        sender one error, nothing else), except after an oversize frame, which is closed."""
+        error = F.Error(code=int(exc.code), message=exc.message[:1024], id=exc.request_id, ch=ch)
+        conn.send(error)  # the session drops a pending ``sub`` answered by this error
+        if exc.code is ErrorCode.FRAME_TOO_LARGE:
+            await conn.close(CloseCode.MESSAGE_TOO_BIG, "frame too large", reconnect=False)
 
     # -- channels -----------------------------------------------------------------------------------------
 

@@ -1,35 +1,135 @@
-"""HubNode: the hub role's long-lived state and tasks, and the routes it serves."""
+"""HubNode: the hub role's long-lived state and tasks, and the routes it serves.
+
+Tasks the node owns (all cancelled by ``stop``):
+
+* the inbox reader: ``XREAD BLOCK`` on this node's inbox, each routed event handed to the hub;
+* the heartbeat (every ``AMARO_HUB_PRESENCE_HEARTBEAT`` s): keeps this node registered for the
+  channels it holds subscribers of, and refreshes its connections' presence entries;
+* the sweeper (every second): removes expired presence entries of watched channels (a dead node's
+  users) and announces the leaves; announces typists gone silent.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from feed.tokens import TokenSigner
+from protocol.frames import PresenceJoin, PresenceLeave
+from realtime.broker import RedisBroker
+from realtime.channels import Permissions
+from realtime.chat import ChatStore
 from realtime.config import Settings
+from realtime.events import EventSink
+from realtime.hub import Hub
+from realtime.hubconfig import HubConfig
+from realtime.presence import Presence
+from realtime.reactions import ReactionStore
 from realtime.services import Services
+from realtime.store import ChannelStore
 from realtime.ws import serve_socket
+
+log = structlog.get_logger(__name__)
 
 
 class HubNode:
-    def __init__(self, settings: Settings, services: Services, signer: TokenSigner) -> None:
+    def __init__(self, settings: Settings, services: Services, signer: TokenSigner,
+                 config: HubConfig | None = None) -> None:
         self.settings = settings
         self.services = services
         self.signer = signer
-        self.draining = False
+        self.config = config or HubConfig.from_env()
+        self.broker = RedisBroker(services.redis, settings.node_id, self.config.broker)
+        self.presence = Presence(services.redis, self.config.presence, self.broker.scripts)
+        self.store = ChannelStore(services.db)
+        self.hub = Hub(
+            node_id=settings.node_id, redis=services.redis, broker=self.broker, presence=self.presence,
+            store=self.store, chat=ChatStore(services.db), reactions=ReactionStore(services.db),
+            permissions=Permissions(services.db), config=self.config, max_frame=settings.max_frame,
+            ping_interval_ms=int(settings.ping_interval_s * 1000),
+        )
+        #: Durable media/feed events for other components of this process (uploads, feed).
+        self.events = EventSink(self.store, self.broker)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def draining(self) -> bool:
+        return self.hub.draining
 
     def routes(self) -> list[BaseRoute]:
         async def endpoint(ws: WebSocket) -> None:
-            await serve_socket(ws, self.settings, self.signer)
+            await serve_socket(ws, self)
 
         return [WebSocketRoute("/ws", endpoint)]
 
     async def start(self) -> None:
-        """Start background tasks (fan-out readers, presence heartbeats)."""
+        """Start the inbox reader, the heartbeat and the sweeper."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._read_inbox(), name="hub-inbox"),
+            asyncio.create_task(self._every(self.config.presence.heartbeat_s, self._heartbeat), name="hub-heartbeat"),
+            asyncio.create_task(self._every(self.config.presence.sweep_s, self._sweep), name="hub-sweep"),
+        ]
+        log.info("hub_started", node=self.settings.node_id)
 
     async def drain(self) -> None:
-        """Stop accepting sockets and tell clients to reconnect elsewhere."""
-        self.draining = True
+        """Stop accepting sockets, tell clients to reconnect elsewhere (jittered), finish in-flight
+        requests, close every socket; within ``drain_timeout_s``."""
+        if self.hub.draining:
+            return
+        await self.hub.drain(max(0.5, self.settings.drain_timeout_s - 0.5))
 
     async def stop(self) -> None:
-        """Cancel every task this node owns."""
+        """Cancel every task this node owns and close what is left."""
+        self.hub.draining = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for conn in list(self.hub.connections.values()):
+            conn.stop_writer()
+        await self.hub.cancel_tasks()
+
+    # -- tasks ------------------------------------------------------------------------------------------
+
+    async def _read_inbox(self) -> None:
+        last_id = "$"
+        while True:
+            try:
+                last_id, batch = await self.broker.read_inbox(last_id, block_ms=1000)
+                for routed in batch:
+                    await self.hub.deliver(routed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("inbox_read_failed")
+                await asyncio.sleep(0.5)
+
+    async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hub_step_failed", step=step.__name__)
+
+    async def _heartbeat(self) -> None:
+        hub = self.hub
+        await self.broker.refresh([lc.name for lc in hub.index])
+        entries = [(ch, c.user, c.id) for c in list(hub.connections.values()) for ch in c.presence_channels]
+        for ch, user in await self.presence.refresh(entries):
+            hub.broadcast_soon(ch, PresenceJoin(ch=ch, user=user))
+
+    async def _sweep(self) -> None:
+        hub = self.hub
+        watched = [lc.name for lc in hub.index if any(s.presence for s in lc.subs.values())]
+        for ch, user in await self.presence.sweep(watched):
+            hub.broadcast_soon(ch, PresenceLeave(ch=ch, user=user))
+        await hub.typing_expired()

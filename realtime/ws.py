@@ -1,22 +1,31 @@
-"""The ``/ws`` endpoint: thin I/O glue between a WebSocket and the protocol core.
+"""The ``/ws`` endpoint: thin I/O glue between a WebSocket and the hub.
 
-Skeleton for the foundation: Origin allow-list, authentication in the first frame (``hello``) with
-version negotiation, ``welcome``, ping/pong, clean close. The hub builds channels on top of it.
+Order of checks: Origin allow-list (before accepting), the node's accept rate (reconnect storms),
+then authentication in the first frame (``hello``) through the sans-I/O ``ServerSession``. Frame
+size is capped twice before any decoding: by uvicorn (``ws_max_size``, closes 1009) and by the codec.
+After ``welcome`` every message goes to ``Hub.receive``; the connection's writer task (hub.py)
+does all the writing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from typing import TYPE_CHECKING
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from feed.tokens import TokenError, TokenSigner
+from feed.tokens import TokenError
 from protocol import codec
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
-from protocol.frames import PROTOCOL_VERSION, Error, Frame, Hello, Ping, Pong, Welcome
-from realtime.config import Settings
+from protocol.frames import Error, Hello
+from protocol.session import ServerSession, error_frame
+
+if TYPE_CHECKING:
+    from realtime.hub import Connection
+    from realtime.node import HubNode
 
 log = structlog.get_logger(__name__)
 
@@ -32,16 +41,32 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     return origin.startswith(("http://localhost", "http://127.0.0.1", "http://[::1]"))
 
 
-async def close_with_error(ws: WebSocket, close_code: CloseCode, error: Error) -> None:
-    try:
+class SocketTransport:
+    """``hub.Transport`` over a Starlette WebSocket."""
+
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    async def send_many(self, frames: list[bytes]) -> None:
+        send = self.ws.send
+        for data in frames:
+            await send({"type": "websocket.send", "bytes": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await self.ws.close(code=code, reason=reason)
+
+
+async def _close_with(ws: WebSocket, close: CloseCode, error: Error) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await ws.send_bytes(codec.encode(error))
-        await ws.close(code=int(close_code), reason=error.message[:120])
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
+        await ws.close(code=int(close), reason=error.message[:120])
 
 
-async def receive_frame_bytes(ws: WebSocket) -> bytes | None:
-    """Next binary message, or None when the peer closed. Text messages are a protocol error."""
+async def _receive_bytes(ws: WebSocket) -> bytes | None:
+    """Next binary message, or None when the peer closed. Text is a protocol error."""
     message = await ws.receive()
     if message["type"] == "websocket.disconnect":
         return None
@@ -51,85 +76,74 @@ async def receive_frame_bytes(ws: WebSocket) -> bytes | None:
     return bytes(data)
 
 
-async def handshake(ws: WebSocket, settings: Settings, signer: TokenSigner,
-                    session_id: str) -> Welcome | None:
-    """Run hello/welcome. Returns the Welcome sent, or None after closing the socket."""
+async def handshake(ws: WebSocket, node: HubNode, session: ServerSession, conn_id: str) -> str | None:
+    """Run hello/welcome on ``session``. Returns the authenticated user id, or None after closing."""
+    settings = node.settings
     try:
-        data = await asyncio.wait_for(receive_frame_bytes(ws), settings.handshake_timeout_s)
+        data = await asyncio.wait_for(_receive_bytes(ws), settings.handshake_timeout_s)
+        if data is None:
+            return None
+        frame = session.receive_data(data)
+        assert isinstance(frame, Hello)  # the only frame AWAIT_HELLO accepts
+        try:
+            claims = node.signer.verify(frame.token)
+        except TokenError as exc:
+            code = ErrorCode.TOKEN_EXPIRED if exc.expired else ErrorCode.TOKEN_INVALID
+            raise ProtocolError("token expired; refresh it" if exc.expired else "token is not valid", code) from None
+        if node.hub.draining:
+            raise ProtocolError("node is draining, connect to another", ErrorCode.DRAINING)
     except TimeoutError:
-        await close_with_error(ws, CloseCode.HANDSHAKE_TIMEOUT,
-                               Error(code=ErrorCode.NOT_AUTHENTICATED, message="no hello in time"))
+        await _close_with(ws, CloseCode.HANDSHAKE_TIMEOUT,
+                          Error(code=ErrorCode.NOT_AUTHENTICATED, message="no hello in time"))
         return None
     except ProtocolError as exc:
-        await close_with_error(ws, CloseCode.BAD_HANDSHAKE, Error(code=exc.code, message=exc.message))
+        failure = session.fail(exc)
+        await _close_with(ws, failure.close or CloseCode.BAD_HANDSHAKE, failure.error)
         return None
-    if data is None:
-        return None
-    try:
-        frame = codec.decode_client(data, settings.max_frame)
-    except ProtocolError as exc:
-        await close_with_error(ws, CloseCode.BAD_HANDSHAKE, Error(code=exc.code, message=exc.message))
-        return None
-    if not isinstance(frame, Hello):
-        await close_with_error(ws, CloseCode.BAD_HANDSHAKE,
-                               Error(code=ErrorCode.NOT_AUTHENTICATED, message="first frame must be hello"))
-        return None
-    if PROTOCOL_VERSION not in frame.versions:
-        await close_with_error(ws, CloseCode.UNSUPPORTED_VERSION,
-                               Error(code=ErrorCode.UNSUPPORTED_VERSION,
-                                     message=f"server speaks protocol version {PROTOCOL_VERSION}"))
-        return None
-    try:
-        claims = signer.verify(frame.token)
-    except TokenError as exc:
-        if exc.expired:
-            await close_with_error(ws, CloseCode.TOKEN_EXPIRED,
-                                   Error(code=ErrorCode.TOKEN_EXPIRED, message="token expired; refresh it"))
-        else:
-            await close_with_error(ws, CloseCode.UNAUTHORIZED,
-                                   Error(code=ErrorCode.TOKEN_INVALID, message="token is not valid"))
-        return None
-    welcome = Welcome(version=PROTOCOL_VERSION, session=session_id, user=claims.user_id,
-                      node=settings.node_id, ping_interval_ms=int(settings.ping_interval_s * 1000),
-                      max_frame=settings.max_frame)
+    welcome = session.accept(user=claims.user_id, session=conn_id, node=settings.node_id,
+                             ping_interval_ms=int(settings.ping_interval_s * 1000))
     await ws.send_bytes(codec.encode(welcome))
-    return welcome
+    return claims.user_id
 
 
-async def serve_socket(ws: WebSocket, settings: Settings, signer: TokenSigner) -> None:
+async def serve_socket(ws: WebSocket, node: HubNode) -> None:
+    settings, hub = node.settings, node.hub
     if not origin_allowed(ws.headers.get("origin"), settings.allowed_origins):
         await ws.close(code=int(CloseCode.POLICY_VIOLATION))
         return
+    if not hub.accept_allowed():
+        # Before accept this is an HTTP 403: the client backs off and retries (maybe elsewhere).
+        await ws.close(code=int(CloseCode.DRAINING if hub.draining else CloseCode.GOING_AWAY))
+        return
     await ws.accept()
-    session_id = uuid.uuid4().hex
-    welcome = await handshake(ws, settings, signer, session_id)
-    if welcome is None:
+    conn_id = uuid.uuid4().hex
+    session = ServerSession(max_frame=settings.max_frame)
+    user = await handshake(ws, node, session, conn_id)
+    if user is None:
         return
-    bound = log.bind(session=session_id, user_id=welcome.user)
-    bound.debug("socket_open")
+    conn = await hub.connect(SocketTransport(ws), session, conn_id, user)
+    reader = asyncio.create_task(_read_loop(ws, conn), name=f"reader-{conn_id}")
+    closed = asyncio.create_task(conn.closed.wait(), name=f"closed-{conn_id}")
     try:
-        while True:
-            try:
-                data = await receive_frame_bytes(ws)
-                if data is None:
-                    return
-                frame: Frame = codec.decode_client(data, settings.max_frame)
-            except ProtocolError as exc:
-                await ws.send_bytes(codec.encode(Error(code=exc.code, message=exc.message,
-                                                       id=exc.request_id)))
-                continue
-            if isinstance(frame, Ping):
-                await ws.send_bytes(codec.encode(Pong(id=frame.id)))
-            elif isinstance(frame, Hello):
-                await ws.send_bytes(codec.encode(Error(code=ErrorCode.ALREADY_AUTHENTICATED,
-                                                       message="already authenticated")))
-            elif isinstance(frame, Pong):
-                continue
-            else:
-                await ws.send_bytes(codec.encode(Error(code=ErrorCode.UNAVAILABLE,
-                                                       message=f"{frame.TYPE} is not served by this node yet",
-                                                       id=int(getattr(frame, "id", 0)))))
-    except WebSocketDisconnect:
-        return
+        await asyncio.wait((reader, closed), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        bound.debug("socket_closed")
+        for task in (reader, closed):
+            task.cancel()
+        await asyncio.gather(reader, closed, return_exceptions=True)
+        await hub.disconnected(conn)
+
+
+async def _read_loop(ws: WebSocket, conn: Connection) -> None:
+    hub = conn.hub
+    try:
+        while not conn.closing:
+            try:
+                data = await _receive_bytes(ws)
+            except ProtocolError as exc:  # a text message: answer, keep serving
+                conn.push(codec.encode(error_frame(exc)), Error.TYPE)
+                continue
+            if data is None:
+                return
+            await hub.receive(conn, data)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
