@@ -53,6 +53,9 @@ MAX_SUBSCRIPTIONS: Final = 128
 
 _F = TypeVar("_F", bound=F.Frame)
 
+#: ``sub`` refusals that retrying will not change; other errors (rate limits, draining) may pass later.
+_REFUSED_FOR_GOOD: Final = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.CHANNEL_NOT_FOUND})
+
 
 class State(Enum):
     AWAIT_HELLO = "await_hello"
@@ -330,6 +333,15 @@ class ServerSession:
             self.state = State.CLOSED
         return Failure(error, close)
 
+    def timed_out(self) -> Failure:
+        """No ``hello`` (or no verdict on it) within ``HELLO_TIMEOUT_S``: what to send, then close."""
+        if self.state not in (State.AWAIT_HELLO, State.AUTHENTICATING):
+            raise InvalidTransition(f"no handshake to time out in {self.state.value}", ErrorCode.INTERNAL)
+        error = self.send(F.Error(code=ErrorCode.NOT_AUTHENTICATED, message="no hello in time"))
+        assert isinstance(error, F.Error)
+        self.state = State.CLOSED
+        return Failure(error, CloseCode.HANDSHAKE_TIMEOUT)
+
     def close(self) -> None:
         """The socket is gone (either side closed it)."""
         self.state = State.CLOSED
@@ -355,7 +367,7 @@ class ClientSession:
         self.positions: dict[str, Position] = {}
         self.wanted: dict[str, bool] = {}  # channel -> presence flag
         self.stale: set[str] = set()
-        self._sent_positions: dict[int, Position | None] = {}
+        self._subs_in_flight: dict[int, tuple[str, Position | None]] = {}  # sub id -> (channel, position sent)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._next_id = 0
         self.max_frame = DEFAULT_MAX_FRAME
@@ -373,20 +385,18 @@ class ClientSession:
         self.wanted[ch] = presence
         pos = self.positions.get(ch)
         rid = self.next_id()
-        self._sent_positions[rid] = pos
+        self._subs_in_flight[rid] = (ch, pos)
         if pos is None:
             return F.Subscribe(id=rid, ch=ch, presence=presence)
         return F.Subscribe(id=rid, ch=ch, epoch=pos.epoch, offset=pos.offset, presence=presence)
 
     def unsubscribe(self, ch: str) -> F.Unsubscribe:
-        self.wanted.pop(ch, None)
-        self.positions.pop(ch, None)
-        self.stale.discard(ch)
+        self._forget(ch)
         return F.Unsubscribe(id=self.next_id(), ch=ch)
 
     def resubscribe(self) -> list[F.Subscribe]:
         """After a reconnect (and ``welcome``): one ``sub`` per wanted channel, with positions."""
-        self._sent_positions.clear()
+        self._subs_in_flight.clear()
         return [self.subscribe(ch, presence=presence) for ch, presence in list(self.wanted.items())]
 
     def clear_stale(self, ch: str) -> None:
@@ -403,7 +413,7 @@ class ClientSession:
         if isinstance(frame, F.Welcome):
             self.max_frame = frame.max_frame
         elif isinstance(frame, F.Subscribed):
-            sent = self._sent_positions.pop(frame.id, None)
+            _, sent = self._subs_in_flight.pop(frame.id, (frame.ch, None))
             new = Position(frame.epoch, frame.offset)
             if sent is None:
                 self.positions[frame.ch] = new
@@ -413,9 +423,18 @@ class ClientSession:
                 self.positions[frame.ch] = new
                 self.stale.add(frame.ch)
             # recovered=True: the missed events follow and move the position one by one.
-        elif isinstance(frame, F.Error) and frame.id:
-            self._sent_positions.pop(frame.id, None)
+        elif isinstance(frame, F.Unsubscribed):
+            self._forget(frame.ch)  # our unsub answered, or the server ended it (left the room)
+        elif isinstance(frame, F.Error) and frame.id in self._subs_in_flight:
+            ch, _ = self._subs_in_flight.pop(frame.id)
+            if frame.code in _REFUSED_FOR_GOOD:
+                self._forget(ch)  # do not ask again on every reconnect
         return frame
+
+    def _forget(self, ch: str) -> None:
+        self.wanted.pop(ch, None)
+        self.positions.pop(ch, None)
+        self.stale.discard(ch)
 
     def _accept_durable(self, ch: str, epoch: str, offset: int, mid: str) -> bool:
         if mid in self._seen:

@@ -394,3 +394,25 @@ def test_client_delivers_each_event_once_in_increasing_order(offsets: list[int])
     if offsets:
         assert delivered[0] == offsets[0]
         assert c.positions["room:a"].offset == max(delivered)
+
+
+def test_handshake_timeout() -> None:
+    for state in (State.AWAIT_HELLO, State.AUTHENTICATING):
+        s = session_in(state)
+        failure = s.timed_out()
+        assert (failure.error.code, failure.close, s.state) == (105, CloseCode.HANDSHAKE_TIMEOUT, State.CLOSED)
+    with pytest.raises(InvalidTransition):
+        session_in(State.OPEN).timed_out()
+
+
+def test_client_stops_wanting_channels_it_may_not_join() -> None:
+    c = ClientSession()
+    denied = c.subscribe("room:secret")
+    limited = c.subscribe("room:busy")
+    c.receive(F.Error(code=ErrorCode.PERMISSION_DENIED, message="no", id=denied.id))
+    c.receive(F.Error(code=ErrorCode.RATE_LIMITED, message="later", id=limited.id))
+    assert set(c.wanted) == {"room:busy"}
+    kicked = c.subscribe("room:a")
+    c.receive(F.Subscribed(id=kicked.id, ch="room:a", epoch="e", offset=0))
+    c.receive(F.Unsubscribed(id=0, ch="room:a"))  # the server ended it
+    assert "room:a" not in c.wanted and "room:a" not in c.positions
