@@ -9,8 +9,7 @@ Everything that affects the state machine lives in ``CLIENT_TRANSITIONS`` and
 ``SERVER_TRANSITIONS`` (the h11 way)::
 
     AWAIT_HELLO --hello--> AUTHENTICATING --welcome--> OPEN --drain--> DRAINING
-         \\                      \\                       \\               \\
-          `----------------------`-----------------------`---------------`--disconnect / fatal--> CLOSED
+    any state --disconnect, fatal error, handshake timeout, socket closed--> CLOSED
 
 ``AUTHENTICATING`` is the time between a ``hello`` and the hub's verdict on its token: the client
 must wait for ``welcome`` before sending anything else.
