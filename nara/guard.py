@@ -57,6 +57,7 @@ class Limits:
     probe_output_cap: int = 1024 * 1024
     threads: int = 2
     nice: int = 10
+    max_memory_bytes: int = 8 * 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +114,19 @@ def child_env() -> dict[str, str]:
     }
 
 
-def _prefix(nice: int) -> list[str]:
-    if nice > 0:
-        found = shutil.which("nice")
-        if found:
-            return [found, "-n", str(nice)]
-    return []
+def _prefix(nice: int, max_memory_bytes: int) -> list[str]:
+    """Wrappers from util-linux/coreutils, each applied only where present on the host."""
+    prefix: list[str] = []
+    nice_bin, setpriv, prlimit = shutil.which("nice"), shutil.which("setpriv"), shutil.which("prlimit")
+    if nice > 0 and nice_bin:
+        prefix += [nice_bin, "-n", str(nice)]
+    if max_memory_bytes > 0 and prlimit:
+        # A hostile file must not be able to take the machine's memory from the hub.
+        prefix += [prlimit, f"--as={max_memory_bytes}", "--"]
+    if setpriv:
+        # If the worker is SIGKILLed, its ffmpeg must die too instead of running on, orphaned.
+        prefix += [setpriv, "--pdeathsig", "KILL", "--"]
+    return prefix
 
 
 async def _read_capped(
@@ -154,6 +162,7 @@ async def run_guarded(
     *,
     timeout_s: float,
     nice: int = 10,
+    max_memory_bytes: int = 0,
     stdout_cap: int = 1024 * 1024,
     stderr_cap: int = 256 * 1024,
     cwd: Path | None = None,
@@ -165,7 +174,7 @@ async def run_guarded(
     JSON document.
     """
     proc = await asyncio.create_subprocess_exec(
-        *_prefix(nice), *argv,
+        *_prefix(nice, max_memory_bytes), *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

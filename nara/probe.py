@@ -208,7 +208,8 @@ async def probe(path: Path, tools: Tools, limits: Limits) -> Probe:
         *input_args(path),
     ]
     done = await run_guarded(
-        argv, timeout_s=limits.probe_timeout_s, nice=limits.nice, stdout_cap=limits.probe_output_cap
+        argv, timeout_s=limits.probe_timeout_s, nice=limits.nice, stdout_cap=limits.probe_output_cap,
+        max_memory_bytes=limits.max_memory_bytes,
     )
     if done.returncode != 0:
         raise classify_failure(done, head)

@@ -60,6 +60,7 @@ class NaraSettings:
             probe_timeout_s=_float(env, "AMARO_NARA_PROBE_TIMEOUT_S", base.limits.probe_timeout_s),
             threads=_int(env, "AMARO_NARA_THREADS", base.limits.threads),
             nice=_int(env, "AMARO_NARA_NICE", base.limits.nice),
+            max_memory_bytes=_int(env, "AMARO_NARA_MAX_MEMORY_BYTES", base.limits.max_memory_bytes),
         )
         policy = Policy(
             preset=env.get("AMARO_NARA_PRESET", base.policy.preset),

@@ -196,7 +196,8 @@ def image_args(tools: Tools, src: Path, outdir: Path, widths: tuple[int, ...], p
 
 async def run_ffmpeg(argv: list[str], *, timeout_s: float, limits: Limits, what: str) -> Completed:
     """Run an encode; a non-zero exit becomes EncodeFailed with ffmpeg's last words."""
-    done = await run_guarded(argv, timeout_s=timeout_s, nice=limits.nice)
+    done = await run_guarded(argv, timeout_s=timeout_s, nice=limits.nice,
+                             max_memory_bytes=limits.max_memory_bytes)
     if done.returncode != 0:
         raise EncodeFailed(f"{what}: ffmpeg exited {done.returncode}: {done.stderr_tail(300)}")
     return done

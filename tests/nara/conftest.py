@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from nara.guard import Limits
+from nara.keys import NaraKeys
 from nara.tools import Tools, locate
 
 
@@ -100,3 +103,20 @@ def job_dir(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "job"
     d.mkdir()
     yield d
+
+
+@pytest.fixture
+async def redis_ns(redis_url: str) -> AsyncIterator[tuple[Redis, NaraKeys]]:
+    """A real Redis client and a key namespace unique to this test; only its keys are removed."""
+    client = Redis.from_url(redis_url)
+    try:
+        await client.ping()
+    except OSError as exc:  # pragma: no cover - environment problem, not a test result
+        pytest.skip(f"no Redis at {redis_url}: {exc}")
+    nk = NaraKeys(namespace=f"test-{uuid.uuid4().hex[:10]}:nara")
+    try:
+        yield client, nk
+    finally:
+        async for key in client.scan_iter(match=f"{nk.namespace}:*", count=500):
+            await client.delete(key)
+        await client.aclose()

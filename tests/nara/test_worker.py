@@ -1,0 +1,173 @@
+"""The worker on real Redis Streams and real ffmpeg: delivery, failures, reclaim after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from nara.keys import NaraKeys
+from nara.pipeline import Context, Job
+from nara.settings import NaraSettings
+from nara.storage import LocalStore
+from nara.tools import Tools
+from nara.worker import Worker, enqueue
+
+from .conftest import make_clip
+from .sinks import RecordingSink
+
+
+def _settings(tmp_path: Path, nk: NaraKeys, consumer: str, **kw: object) -> NaraSettings:
+    base: dict[str, object] = {"block_ms": 200, "reclaim_interval_s": 0.2, "claim_idle_s": 30.0,
+                               "backoff_s": 0.2}
+    base.update(kw)
+    return NaraSettings(consumer=consumer, workdir=tmp_path / f"work-{consumer}", keys=nk,
+                        **base)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
+
+
+async def _upload(store: LocalStore, upload_id: str, source: Path) -> Job:
+    dest = store.path_of(f"uploads/{upload_id}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(source.read_bytes())
+    return Job(upload_id, upload_id, "user-1", "post-1", f"uploads/{upload_id}", "video/mp4",
+               dest.stat().st_size, 4_000_000)
+
+
+async def _pending(redis: Redis, nk: NaraKeys) -> int:
+    info = await redis.xpending(nk.jobs, nk.group)
+    return int(info["pending"])
+
+
+async def test_enqueue_is_idempotent_per_upload(redis_ns: tuple[Redis, NaraKeys]) -> None:
+    redis, nk = redis_ns
+    job = Job("u-1", "u-1", "user", "post", "uploads/u-1")
+    assert await enqueue(redis, job, nk) is not None
+    assert await enqueue(redis, job, nk) is None
+    assert await redis.xlen(nk.jobs) == 1
+    entry = (await redis.xrange(nk.jobs))[0][1]
+    assert Job.from_map(msgpack.unpackb(entry[b"job"])) == job
+
+
+async def test_worker_runs_job_and_acks(
+    redis_ns: tuple[Redis, NaraKeys], tools: Tools, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    redis, nk = redis_ns
+    store, sink = LocalStore(tmp_path / "store"), RecordingSink()
+    settings = _settings(tmp_path, nk, "w1")
+    worker = Worker(settings, redis, Context(settings, tools, store, sink))
+    async with running(worker):
+        job = await _upload(store, "up-ok", clips["av"])
+        await enqueue(redis, job, nk)
+        await sink.wait_for("up-ok", "upgraded", timeout=60)
+        async with asyncio.timeout(5):
+            while await _pending(redis, nk):
+                await asyncio.sleep(0.05)
+    assert sink.phases("up-ok") == ["good_enough", "upgraded"]
+    assert await redis.xlen(nk.jobs) == 0  # acknowledged and deleted
+    assert await redis.xlen(nk.dead) == 0
+
+
+@pytest.mark.parametrize(("name", "payload", "reason"), [
+    ("random", bytes(range(256)) * 100, "not_media"),
+    ("empty", b"", "empty"),
+    ("hls", b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n/etc/hostname\n#EXT-X-ENDLIST\n",
+     "playlist_rejected"),
+])
+async def test_bad_input_fails_fast_with_reason_and_dead_letter(
+    name: str, payload: bytes, reason: str, redis_ns: tuple[Redis, NaraKeys], tools: Tools, tmp_path: Path
+) -> None:
+    redis, nk = redis_ns
+    store, sink = LocalStore(tmp_path / "store"), RecordingSink()
+    settings = _settings(tmp_path, nk, "w1")
+    worker = Worker(settings, redis, Context(settings, tools, store, sink))
+    bad = tmp_path / f"{name}.mp4"
+    bad.write_bytes(payload)
+    async with running(worker):
+        await enqueue(redis, await _upload(store, f"up-{name}", bad), nk)
+        failed = await sink.wait_for(f"up-{name}", "failed", timeout=15)
+    assert failed.data["reason"] == reason
+    assert sink.phases(f"up-{name}") == ["failed"]
+    dead = await redis.xrange(nk.dead)
+    assert len(dead) == 1 and dead[0][1][b"reason"] == reason.encode()
+    assert await _pending(redis, nk) == 0
+
+
+async def test_retryable_failure_is_retried_then_dead_lettered(
+    redis_ns: tuple[Redis, NaraKeys], tools: Tools, tmp_path: Path
+) -> None:
+    """A missing input object is a storage failure: retried with backoff, bounded, then dead."""
+    redis, nk = redis_ns
+    store, sink = LocalStore(tmp_path / "store"), RecordingSink()
+    settings = _settings(tmp_path, nk, "w1", claim_idle_s=0.6, max_attempts=3, backoff_s=0.1)
+    worker = Worker(settings, redis, Context(settings, tools, store, sink))
+    async with running(worker):
+        await enqueue(redis, Job("up-gone", "up-gone", "user", "post", "uploads/missing"), nk)
+        failed = await sink.wait_for("up-gone", "failed", timeout=20)
+    assert failed.data["reason"] == "storage_failed"
+    dead = await redis.xrange(nk.dead)
+    assert len(dead) == 1 and dead[0][1][b"attempts"] == b"3"
+    assert await redis.get(nk.last_error("up-gone")) == b"storage_failed"
+
+
+async def test_crashed_worker_job_is_reclaimed_and_completed_once(
+    redis_ns: tuple[Redis, NaraKeys], tools: Tools, tmp_path: Path
+) -> None:
+    redis, nk = redis_ns
+    store = LocalStore(tmp_path / "store")
+    clip = make_clip(tools, tmp_path / "long.mp4", seconds=20.0, size="640x360")
+    job = await _upload(store, "up-crash", clip)
+
+    sink_a = RecordingSink()
+    settings_a = _settings(tmp_path, nk, "worker-a", claim_idle_s=1.0)
+    worker_a = Worker(settings_a, redis, Context(settings_a, tools, store, sink_a))
+    stop_a = asyncio.Event()
+    task_a = asyncio.create_task(worker_a.run(stop_a))
+    await enqueue(redis, job, nk)
+    await sink_a.wait_for("up-crash", "good_enough", timeout=30)
+    # Crash mid-job: the task dies without acknowledging; ffmpeg's process group is killed.
+    task_a.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task_a
+    assert sink_a.phases("up-crash") == ["good_enough"]
+    assert await _pending(redis, nk) == 1
+
+    sink_b = RecordingSink()
+    settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
+    worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
+    async with running(worker_b):
+        upgraded = await sink_b.wait_for("up-crash", "upgraded", timeout=90)
+        async with asyncio.timeout(5):
+            while await _pending(redis, nk):
+                await asyncio.sleep(0.05)
+    assert sink_b.phases("up-crash") == ["good_enough", "upgraded"]
+    assert await redis.xlen(nk.dead) == 0
+
+    # Outputs are not duplicated: one plan, and every stored segment is named by its playlist.
+    media = store.path_of("media/up-crash")
+    plan_dirs = [p for p in media.iterdir() if p.is_dir()]
+    assert len(plan_dirs) == 1 and plan_dirs[0].name == upgraded.data["plan_id"]
+    for sub in [p for p in plan_dirs[0].iterdir() if p.is_dir()]:
+        listed = {
+            line for line in (sub / "index.m3u8").read_text().splitlines()
+            if line and not line.startswith("#")
+        }
+        stored = {p.name for p in sub.iterdir() if p.suffix == ".ts"}
+        assert stored == listed, sub.name
+        assert not [p for p in sub.iterdir() if p.name.endswith(".tmp")]
