@@ -1,0 +1,59 @@
+"""Media events for the uploader's personal channel, through a protocol the hub implements.
+
+Phases sent by media/: ``received`` (upload created; the draft post exists), ``progress``
+(throttled), ``uploaded`` (last byte landed, object published, job queued), ``rejected`` (content
+refused after sniffing), ``expired`` and ``terminated``. NARA adds its own later phases.
+A failing or slow event sink never fails or stalls an upload: calls are bounded and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class MediaEvents(Protocol):
+    async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
+                          data: dict[str, object]) -> None: ...
+
+
+class NoEvents:
+    """For roles without a hub attached (a standalone ingest process without fan-out)."""
+
+    async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
+                          data: dict[str, object]) -> None:
+        return None
+
+
+async def emit(events: MediaEvents, user_id: str, upload_id: str, post_id: str, phase: str,
+               data: dict[str, object], *, timeout_s: float = 2.0) -> None:
+    try:
+        await asyncio.wait_for(events.media_event(user_id, upload_id, post_id, phase, data), timeout_s)
+    except Exception as exc:
+        log.warning("media_event_failed", upload_id=upload_id, phase=phase, error=repr(exc))
+
+
+@dataclass
+class ProgressThrottle:
+    """At most one progress event per ``interval_s`` unless ``step`` of the file passed since the last."""
+
+    length: int
+    interval_s: float = 1.0
+    step: float = 0.05
+    last_at: float = float("-inf")
+    last_offset: int = -1
+
+    def due(self, offset: int, now: float) -> bool:
+        if offset >= self.length or self.last_offset < 0:
+            fire = offset != self.last_offset
+        else:
+            fire = (now - self.last_at >= self.interval_s
+                    or (offset - self.last_offset) >= self.step * self.length)
+        if fire:
+            self.last_at, self.last_offset = now, offset
+        return fire

@@ -1,0 +1,253 @@
+"""The tus operations on uploads, apart from HTTP framing (tus.py) and storage (store.py).
+
+A PATCH streams: each body message is cut into sealed chunks, each full part is uploaded at once,
+and at most one part plus one chunk is held in memory. Progress is committed to PostgreSQL:
+
+* after every part when the request is plain (Content-Length known, no checksum), so a node crash
+  loses at most one part; the committed offset then sits on a part boundary and needs no tail;
+* at the end of the request, or when the client goes away or stalls, with the unfinished part
+  staged as a tail object, so the next PATCH (on any node) resumes at exactly that offset;
+* a request with Upload-Checksum commits only once its digest matches (tus: a mismatched chunk is
+  discarded whole); parts it uploaded are rewritten by the next attempt under the same numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from media import keys, sniff, uploads
+from media.context import MediaContext
+from media.crypto import ChunkCipher, DataKey
+from media.errors import (
+    TusError,
+    checksum_mismatch,
+    conflict,
+    gone,
+    locked,
+    too_large,
+    unauthorized,
+    unsupported_media,
+)
+from media.events import ProgressThrottle, emit
+from media.fairness import SlotLease, UploadLock
+from media.handoff import finish
+from media.parts import PartAssembler
+from media.uploads import Upload
+
+log = structlog.get_logger(__name__)
+
+CHECKSUMS: dict[str, Callable[[], Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "md5": lambda: hashlib.md5(usedforsecurity=False),
+}
+
+
+class BodyInterrupted(Exception):
+    """The client went away or stopped sending; what arrived before may still be committed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    algorithm: str
+    digest: bytes
+
+    @classmethod
+    def parse(cls, header: str) -> Checksum:
+        algorithm, _, encoded = header.strip().partition(" ")
+        if algorithm not in CHECKSUMS:
+            raise TusError(f"unsupported checksum algorithm {algorithm!r}", status=400, code="bad_checksum")
+        try:
+            return cls(algorithm, base64.b64decode(encoded.strip(), validate=True))
+        except binascii.Error:
+            raise TusError("Upload-Checksum digest is not base64", status=400, code="bad_checksum") from None
+
+
+def _ended(upload: Upload) -> None:
+    if upload.state in ("terminated", "expired", "rejected") or upload.expired():
+        raise gone(f"upload is {'expired' if upload.expired() else upload.state}")
+
+
+async def create(ctx: MediaContext, user_id: str, length: int, metadata: dict[str, str]) -> Upload:
+    """Create the upload and its draft post; emits ``received``. Quota and size checks first."""
+    if length <= 0:
+        raise TusError("Upload-Length must be a positive integer", status=400, code="bad_length")
+    if length > ctx.media.max_file_size:
+        raise too_large(f"Upload-Length exceeds the {ctx.media.max_file_size}-byte limit per file")
+    upload_id = str(uuid.uuid4())
+    object_key = keys.object_key(upload_id)
+    data_key = DataKey.generate(ctx.keyring)
+    multipart_id = await ctx.store.create_multipart(object_key)
+    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ctx.media.upload_expiry_s)
+    try:
+        upload = await uploads.create(
+            ctx.db, upload_id=upload_id, user_id=user_id, length=length, object_key=object_key,
+            multipart_id=multipart_id, header=data_key.header, metadata=metadata, expires_at=expires_at,
+            quota=ctx.media.user_quota)
+    except BaseException as exc:
+        await ctx.store.abort_multipart(object_key, multipart_id)
+        if isinstance(exc, asyncpg.ForeignKeyViolationError):
+            raise unauthorized("the token's user does not exist") from None
+        raise
+    log.info("upload_created", upload_id=upload.id, user_id=user_id, length=length)
+    await emit(ctx.events, user_id, upload.id, upload.post_id, "received",
+               {"length": length, "filename": metadata.get("filename", "")})
+    return upload
+
+
+async def head(ctx: MediaContext, user_id: str, upload_id: str) -> Upload:
+    upload = await uploads.load(ctx.db, upload_id, user_id)
+    _ended(upload)
+    return upload
+
+
+async def discard(ctx: MediaContext, upload: Upload, state: str) -> Upload | None:
+    """Drop an unfinished upload's bytes (multipart parts, staged tail) and end it in ``state``."""
+    await ctx.store.abort_multipart(upload.object_key, upload.multipart_id)
+    if upload.tail_key:
+        await ctx.store.delete(upload.tail_key)
+    ended = await uploads.end(ctx.db, upload, state)
+    if ended is not None:
+        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, state, {})
+    return ended
+
+
+async def terminate(ctx: MediaContext, user_id: str, upload_id: str) -> None:
+    upload = await uploads.load(ctx.db, upload_id, user_id)
+    _ended(upload)
+    if upload.state != "uploading":
+        raise TusError("upload is complete; delete its post instead", status=409, code="complete")
+    lock = UploadLock(ctx.redis, upload.id, ctx.media.lock_ttl_s)
+    await lock.acquire()
+    try:
+        await discard(ctx, upload, "terminated")
+    finally:
+        await lock.release()
+
+
+async def patch(ctx: MediaContext, user_id: str, upload_id: str, offset: int, content_length: int | None,
+                checksum: Checksum | None, body: AsyncIterator[bytes]) -> Upload:
+    """Append the body at ``offset``. Returns the upload as committed (``offset`` is the new offset).
+
+    Raises ``TusError`` (409 offset, 410 ended, 413 past the end, 415 refused content, 423 locked,
+    429/503 over a limit, 460 checksum) or ``BodyInterrupted`` after committing what arrived.
+    """
+    upload = await uploads.load(ctx.db, upload_id, user_id)
+    _ended(upload)
+    if offset != upload.offset:
+        raise conflict(f"Upload-Offset {offset} does not match the upload's offset {upload.offset}")
+    if content_length is not None and offset + content_length > upload.length:
+        raise too_large("Upload-Offset + Content-Length runs past Upload-Length; nothing was stored")
+    async with ctx.node_limits.admit(ctx.request_reserve), ctx.user_slots.hold(user_id) as lease:
+        lock = UploadLock(ctx.redis, upload.id, ctx.media.lock_ttl_s)
+        await lock.acquire()
+        try:
+            # Re-read under the lock: another node may have written since the first read.
+            upload = await uploads.load(ctx.db, upload_id, user_id)
+            _ended(upload)
+            if offset != upload.offset:
+                raise conflict(f"Upload-Offset {offset} does not match the upload's offset {upload.offset}")
+            if upload.offset == upload.length:
+                return await finish(ctx, upload)  # a retried final PATCH: hand off (again, idempotently)
+            upload = await _write(ctx, upload, content_length, checksum, body, lock, lease)
+            if upload.offset == upload.length:
+                upload = await finish(ctx, upload)
+            return upload
+        finally:
+            await lock.release()
+
+
+async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, checksum: Checksum | None,
+                 body: AsyncIterator[bytes], lock: UploadLock, lease: SlotLease) -> Upload:
+    part_size = ctx.media.part_size
+    cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
+    tail = await ctx.store.get(upload.tail_key) if upload.tail_key else None
+    asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
+                                upload_id=upload.id, tail=tail)
+    etags = list(upload.parts)
+    content_type = upload.content_type
+    hasher = CHECKSUMS[checksum.algorithm]() if checksum else None
+    progressive = checksum is None and content_length is not None
+    throttle = ProgressThrottle(upload.length, ctx.media.progress_interval_s)
+    throttle.due(upload.offset, time.monotonic())
+    committed = upload
+    clock = time.monotonic()  # start of the not-yet-committed receiving time
+    interrupted: BodyInterrupted | None = None
+    new_tail: str | None = None
+    try:
+        try:
+            async for data in body:
+                if hasher is not None:
+                    hasher.update(data)
+                for start in range(0, len(data), part_size):
+                    parts = asm.feed(data[start:start + part_size])
+                    if content_type is None and asm.offset >= sniff.needed(upload.length):
+                        content_type = sniff.sniff(bytes(asm.head), upload.length)
+                        if content_type is None:
+                            await discard(ctx, committed, "rejected")
+                            raise unsupported_media(
+                                "content is not an allowed video or image container; the upload was deleted")
+                    for part in parts:
+                        etag = await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number,
+                                                           part.data)
+                        while len(etags) < part.number:
+                            etags.append("")
+                        etags[part.number - 1] = etag
+                        if not await lock.renew():
+                            raise locked()
+                        await lease.renew()
+                        if progressive:
+                            now = time.monotonic()
+                            committed = await uploads.commit(
+                                ctx.db, committed, offset=min(part.number * part_size, upload.length),
+                                parts=etags[:part.number], tail_key=None, content_type=content_type,
+                                active_ms=int((now - clock) * 1000))
+                            clock = now
+                if throttle.due(asm.offset, time.monotonic()) and asm.offset < upload.length:
+                    await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "progress",
+                               {"offset": asm.offset, "length": upload.length})
+        except BodyInterrupted as exc:
+            if hasher is not None:
+                raise  # a checksummed chunk that did not fully arrive is discarded
+            interrupted = exc
+        if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
+            raise checksum_mismatch()
+        if asm.offset != committed.offset:
+            staged = asm.tail(upload.id)
+            if staged is not None:
+                new_tail = keys.tail_key(upload.object_key, asm.offset, secrets.token_hex(4))
+                await ctx.store.put(new_tail, staged)
+            whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
+            committed = await uploads.commit(
+                ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts], tail_key=new_tail,
+                content_type=content_type, active_ms=int((time.monotonic() - clock) * 1000))
+            new_tail = None
+    finally:
+        if new_tail is not None:  # staged but never committed
+            await ctx.store.delete(new_tail)
+    if upload.tail_key and committed.tail_key != upload.tail_key:
+        await ctx.store.delete(upload.tail_key)
+    if committed.offset < committed.length:
+        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "progress",
+                   {"offset": committed.offset, "length": committed.length})
+    if interrupted is not None:
+        log.info("patch_interrupted", upload_id=upload.id, offset=committed.offset, reason=interrupted.reason)
+        raise interrupted
+    return committed

@@ -1,0 +1,27 @@
+"""Every Redis key media/ uses. Braces pin related keys to one Redis Cluster slot."""
+
+from __future__ import annotations
+
+JOBS_STREAM = "nara:{jobs}"
+
+
+def upload_lock(upload_id: str) -> str:
+    return f"media:{{upload:{upload_id}}}:lock"
+
+
+def user_slots(user_id: str) -> str:
+    return f"media:{{user:{user_id}}}:active"
+
+
+def enqueue_guard(upload_id: str) -> str:
+    # Same slot as the stream so the guard and the XADD run in one script.
+    return f"nara:{{jobs}}:enqueued:{upload_id}"
+
+
+def object_key(upload_id: str) -> str:
+    return f"originals/{upload_id[:2]}/{upload_id}"
+
+
+def tail_key(object_key: str, offset: int, nonce: str) -> str:
+    # The nonce keeps a writer that lost its lock from overwriting the committed tail at this offset.
+    return f"staging/{object_key}.tail.{offset}.{nonce}"

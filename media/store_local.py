@@ -1,0 +1,147 @@
+"""Local-disk object store for embedded mode. Every file operation runs in a worker thread.
+
+Layout under ``root``: objects at their key path; multipart parts in ``.multipart/<id>/<n>``;
+publishing concatenates the parts into a temporary file then renames it, so a reader never sees a
+half-written object. Keys are relative, '/'-separated and may not climb out of ``root``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from media.errors import StoreError
+from media.store import Part
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class LocalStore:
+    min_part_size = 1
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not key or key.startswith("/") or self.root not in path.parents:
+            raise StoreError(f"invalid object key {key!r}", code="invalid_key")
+        return path
+
+    def _mp_dir(self, multipart_id: str) -> Path:
+        if not multipart_id.isalnum():
+            raise StoreError("invalid multipart id", code="invalid_key")
+        return self.root / ".multipart" / multipart_id
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(_write_atomic, self._path(key), data)
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
+
+    async def stream(self, key: str, *, block_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            fh = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
+        try:
+            while block := await asyncio.to_thread(fh.read, block_size):
+                yield block
+        finally:
+            await asyncio.to_thread(fh.close)
+
+    async def read_range(self, key: str, start: int, end: int) -> bytes:
+        def read() -> bytes:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(start)
+                return fh.read(max(0, end - start))
+        return await asyncio.to_thread(read)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def size(self, key: str) -> int | None:
+        def stat() -> int | None:
+            try:
+                return self._path(key).stat().st_size
+            except FileNotFoundError:
+                return None
+        return await asyncio.to_thread(stat)
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        def walk() -> list[str]:
+            found = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = [d for d in dirnames if d != ".multipart"]
+                for name in filenames:
+                    rel = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                    if rel.startswith(prefix) and not name.endswith(".tmp"):
+                        found.append(rel)
+            return sorted(found)
+        for key in await asyncio.to_thread(walk):
+            yield key
+
+    async def create_multipart(self, key: str) -> str:
+        self._path(key)
+        multipart_id = secrets.token_hex(16)
+        await asyncio.to_thread(self._mp_dir(multipart_id).mkdir, parents=True)
+        return multipart_id
+
+    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> str:
+        folder = self._mp_dir(multipart_id)
+
+        def write() -> str:
+            if not folder.is_dir():
+                raise StoreError("multipart upload not found", status=404, code="not_found")
+            _write_atomic(folder / f"{number:05d}", data)
+            return hashlib.sha256(data).hexdigest()[:32]
+        return await asyncio.to_thread(write)
+
+    async def complete_multipart(self, key: str, multipart_id: str, parts: Sequence[Part]) -> None:
+        folder, target = self._mp_dir(multipart_id), self._path(key)
+
+        def publish() -> None:
+            if not folder.is_dir():
+                if target.is_file():
+                    return  # completed before: completion is idempotent
+                raise StoreError("multipart upload not found", status=404, code="not_found")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+            with open(tmp, "wb") as out:
+                for part in parts:
+                    src = folder / f"{part.number:05d}"
+                    with open(src, "rb") as fh:
+                        data = fh.read()
+                    if hashlib.sha256(data).hexdigest()[:32] != part.etag:
+                        raise StoreError(f"part {part.number} does not match its etag", code="bad_part")
+                    out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+            shutil.rmtree(folder, ignore_errors=True)
+        await asyncio.to_thread(publish)
+
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._mp_dir(multipart_id), True)
