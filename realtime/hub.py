@@ -385,9 +385,8 @@ class Hub:
         lc.activating = asyncio.get_running_loop().create_future()
         try:
             pos = await self.broker.watch(lc.name)
-            kind, _ = parse_channel(lc.name)
             if pos is None:
-                pos = ("", 0) if kind == "online" else await self.store.position(lc.name)
+                pos = await self.store.position(lc.name)
             lc.epoch, lc.last = pos
             lc.ready = True
             early, lc.early = lc.early, []
