@@ -64,7 +64,7 @@ async def start_node(settings: Settings, node_id: str, tmp: str) -> NodeProcess:
         "AMARO_HUB_PRESENCE_TTL": str(PRESENCE_TTL_S),
         "AMARO_HUB_PRESENCE_HEARTBEAT": "0.5",
     }
-    log = open(os.path.join(tmp, f"{node_id}.log"), "wb")  # noqa: SIM115 - closed with the process
+    log = open(os.path.join(tmp, f"{node_id}.log"), "wb")
     process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "hub"], env=env, stdout=log, stderr=log)
     node = NodeProcess(node_id, port, process)
     deadline = time.monotonic() + 30
