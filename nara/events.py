@@ -19,3 +19,19 @@ class EventSink(Protocol):
         ``data`` is msgpack-able. For "failed" it holds ``reason`` (a stable code from
         nara.errors) and ``detail``.
         """
+
+
+class LogSink:
+    """Logs media events instead of delivering them: for ``python -m nara`` run standalone
+    (operations, benchmarks) before the realtime sink is wired in."""
+
+    def __init__(self) -> None:
+        import structlog
+
+        self._log = structlog.get_logger("nara.events")
+
+    async def media_event(
+        self, user_id: str, upload_id: str, post_id: str, phase: str, data: dict[str, object]
+    ) -> None:
+        self._log.info("media_event", user_id=user_id, upload_id=upload_id, post_id=post_id,
+                       phase=phase, reason=data.get("reason"))

@@ -40,6 +40,7 @@ class NaraSettings:
     phase2_timeout_base_s: float = 60.0
     phase2_timeout_per_media_s: float = 8.0
     first_segments: int = 1
+    shutdown_grace_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
     policy: Policy = field(default_factory=Policy)
     keys: NaraKeys = field(default_factory=NaraKeys)
@@ -73,6 +74,7 @@ class NaraSettings:
             claim_idle_s=_float(env, "AMARO_NARA_CLAIM_IDLE_S", base.claim_idle_s),
             max_attempts=_int(env, "AMARO_NARA_MAX_ATTEMPTS", base.max_attempts),
             backoff_s=_float(env, "AMARO_NARA_BACKOFF_S", base.backoff_s),
+            shutdown_grace_s=_float(env, "AMARO_NARA_SHUTDOWN_GRACE_S", base.shutdown_grace_s),
             limits=limits,
             policy=policy,
             keys=NaraKeys(namespace=env.get("AMARO_NARA_KEY_NAMESPACE") or "nara"),

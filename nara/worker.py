@@ -70,8 +70,9 @@ def _id_ms(msg_id: bytes) -> int:
 
 
 class Worker:
-    """One worker process's job loop. ``run`` returns after ``stop`` is set; jobs still running
-    are cancelled (their ffmpeg process groups killed) and stay pending for another worker."""
+    """One worker process's job loop. ``run`` returns after ``stop`` is set: no new jobs are taken,
+    running ones get ``shutdown_grace_s`` to finish, then are cancelled (their ffmpeg process
+    groups killed) and stay pending for another worker."""
 
     def __init__(self, settings: NaraSettings, redis: Redis, ctx: Context) -> None:
         self.settings = settings
@@ -93,6 +94,12 @@ class Worker:
         ]
         try:
             await stop.wait()
+            for task in loops:
+                task.cancel()
+            if self.in_flight:
+                # A deploy lets running jobs finish for a while; what is left stays pending and
+                # another worker reclaims it.
+                await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.shutdown_grace_s)
         finally:
             for task in [*loops, *self.in_flight.values()]:
                 task.cancel()

@@ -171,3 +171,71 @@ async def test_crashed_worker_job_is_reclaimed_and_completed_once(
         stored = {p.name for p in sub.iterdir() if p.suffix == ".ts"}
         assert stored == listed, sub.name
         assert not [p for p in sub.iterdir() if p.name.endswith(".tmp")]
+
+
+def _ffmpeg_pids(marker: str) -> list[int]:
+    """Live processes whose command line mentions ``marker`` (e.g. a worker's work directory)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            state = (proc / "stat").read_text().split(") ", 1)[1][:1]
+        except OSError:
+            continue
+        if marker in cmdline and "ffmpeg" in cmdline and state != "Z":
+            pids.append(int(proc.name))
+    return pids
+
+
+async def test_sigkilled_worker_process_job_reclaimed(
+    redis_ns: tuple[Redis, NaraKeys], redis_url: str, tools: Tools, tmp_path: Path
+) -> None:
+    """A real worker process is SIGKILLed mid-encode: its ffmpeg dies with it, the job stays
+    pending, and another worker reclaims it with XAUTOCLAIM and completes it."""
+    import os
+    import signal
+    import sys
+
+    redis, nk = redis_ns
+    store = LocalStore(tmp_path / "store")
+    clip = make_clip(tools, tmp_path / "long.mp4", seconds=20.0, size="640x360")
+    job = await _upload(store, "up-kill", clip)
+    work_a = tmp_path / "work-proc-a"
+    env = {**os.environ, "AMARO_REDIS_URL": redis_url, "AMARO_NARA_KEY_NAMESPACE": nk.namespace,
+           "AMARO_NARA_STORE_DIR": str(store.root), "AMARO_NARA_WORKDIR": str(work_a),
+           "AMARO_NARA_CLAIM_IDLE_S": "1", "AMARO_NARA_CONSUMER": "proc-a"}
+    log = (tmp_path / "proc-a.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nara", env=env, stdout=log, stderr=log, cwd=Path(__file__).parents[2]
+    )
+    try:
+        await enqueue(redis, job, nk)
+        async with asyncio.timeout(30):
+            # Mid-job: the ladder encode (phase 2) of worker A is running.
+            while not [p for p in _ffmpeg_pids(str(work_a / "up-kill" / "ladder"))]:
+                await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
+    async with asyncio.timeout(0.5):  # parent-death signal: no orphan keeps encoding
+        while _ffmpeg_pids(str(work_a)):
+            await asyncio.sleep(0.05)
+    assert await _pending(redis, nk) == 1
+
+    sink_b = RecordingSink()
+    settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
+    worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
+    async with running(worker_b):
+        await sink_b.wait_for("up-kill", "upgraded", timeout=90)
+        async with asyncio.timeout(5):
+            while await _pending(redis, nk):
+                await asyncio.sleep(0.05)
+    assert sink_b.phases("up-kill") == ["good_enough", "upgraded"]
+    plan_dirs = [p for p in store.path_of("media/up-kill").iterdir() if p.is_dir()]
+    assert len(plan_dirs) == 1

@@ -1,0 +1,3 @@
+from nara.cli import main
+
+main()
