@@ -5,6 +5,7 @@ Error body: ``{"error": {"code": "<stable code>", "message": "<human text>"}}``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,9 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from feed.accounts import AccountError, Accounts, Grant
+from feed.accounts import AccountError, Accounts, Grant, normalize_username
+from realtime.limits import UserLimits
 
 MAX_BODY = 16 * 1024
+ADDRESS_WINDOW_S = 60
+USERNAME_WINDOW_S = 300
 
 
 class JSONResponse(Response):
@@ -25,8 +29,10 @@ class JSONResponse(Response):
 
 
 def error_response(code: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if status == 429:
+        headers["Retry-After"] = "60"
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def grant_body(grant: Grant) -> dict[str, Any]:
@@ -68,9 +74,31 @@ def _string_field(data: dict[str, Any], name: str, *, required: bool = True) -> 
     return value
 
 
-def auth_routes(accounts: Accounts) -> list[Route]:
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    """Guessing passwords costs the guesser: attempts per client address per minute and per
+    username per five minutes, shared by every node (fixed windows in Redis). Sign-ups count
+    against the address too. Addresses get a generous budget: carriers put many phones behind one."""
+
+    counters: UserLimits
+    per_address: int
+    per_username: int
+
+
+async def check_attempts(limits: AttemptLimits, request: Request, username: str | None) -> None:
+    address = request.client.host if request.client else "unknown"
+    allowed = await limits.counters.hit(f"addr:{address}", "auth", limits.per_address, ADDRESS_WINDOW_S)
+    if allowed and username is not None:
+        allowed = await limits.counters.hit(f"name:{normalize_username(username)[:64]}", "login",
+                                            limits.per_username, USERNAME_WINDOW_S)
+    if not allowed:
+        raise AccountError("rate_limited", "too many attempts; wait a few minutes and try again", 429)
+
+
+def auth_routes(accounts: Accounts, limits: AttemptLimits) -> list[Route]:
     async def signup(request: Request) -> Response:
         try:
+            await check_attempts(limits, request, None)
             data = await read_json_object(request)
             grant = await accounts.signup(
                 _string_field(data, "username"), _string_field(data, "password"),
@@ -84,6 +112,7 @@ def auth_routes(accounts: Accounts) -> list[Route]:
     async def login(request: Request) -> Response:
         try:
             data = await read_json_object(request)
+            await check_attempts(limits, request, _string_field(data, "username"))
             grant = await accounts.login(_string_field(data, "username"), _string_field(data, "password"),
                                          user_agent=request.headers.get("user-agent", ""))
         except AccountError as exc:

@@ -21,10 +21,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feed.accounts import Accounts
-from feed.api import JSONResponse, auth_routes
+from feed.api import AttemptLimits, JSONResponse, auth_routes
 from feed.passwords import PasswordHasher
 from feed.tokens import TokenSigner
 from realtime.config import Settings
+from realtime.limits import UserLimits
 from realtime.node import HubNode
 from realtime.services import Services
 
@@ -128,7 +129,9 @@ def build_app(parts: NodeParts, extra_routes: Sequence[BaseRoute] = ()) -> Starl
 
     routes: list[BaseRoute] = [
         *health_routes(parts.services),
-        *auth_routes(parts.accounts),
+        *auth_routes(parts.accounts, AttemptLimits(UserLimits(parts.services.redis),
+                                                   parts.settings.auth_attempts_per_address,
+                                                   parts.settings.auth_attempts_per_username)),
         *parts.hub.routes(),
         *extra_routes,
     ]

@@ -85,6 +85,8 @@ class Settings:
     refresh_ttl_s: int = 30 * 24 * 3600
     password_memory_kib: int = 65536
     password_iterations: int = 3
+    auth_attempts_per_address: int = 120
+    auth_attempts_per_username: int = 10
     log_format: str = "auto"
     log_level: str = "info"
     allowed_origins: tuple[str, ...] = ()
@@ -119,6 +121,8 @@ class Settings:
             refresh_ttl_s=env_int(e, "AMARO_REFRESH_TTL", 30 * 24 * 3600, minimum=60),
             password_memory_kib=env_int(e, "AMARO_PASSWORD_MEMORY_KIB", 65536, minimum=8192),
             password_iterations=env_int(e, "AMARO_PASSWORD_ITERATIONS", 3, minimum=1),
+            auth_attempts_per_address=env_int(e, "AMARO_AUTH_ATTEMPTS_PER_ADDRESS", 120, minimum=1),
+            auth_attempts_per_username=env_int(e, "AMARO_AUTH_ATTEMPTS_PER_USERNAME", 10, minimum=1),
             log_format=env_str(e, "AMARO_LOG_FORMAT", "auto"),
             log_level=env_str(e, "AMARO_LOG_LEVEL", "info"),
             allowed_origins=env_list(e, "AMARO_ALLOWED_ORIGINS"),

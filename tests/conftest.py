@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -69,12 +72,17 @@ async def _flush_redis(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUrls]:
+def service_urls() -> Iterator[ServiceUrls]:
     redis_url = os.environ.get("AMARO_TEST_REDIS_URL", "")
     admin_db_url = os.environ.get("AMARO_TEST_DATABASE_URL", "")
     embedded: EmbeddedServices | None = None
+    folder: str | None = None
     if not redis_url or not admin_db_url:
-        embedded = EmbeddedServices(tmp_path_factory.mktemp("embedded")).start()
+        # A folder of our own rather than pytest's tmp_path: pytest prunes old numbered folders,
+        # which would pull the data directory from under a server of a concurrent test session.
+        folder = tempfile.mkdtemp(prefix="amaro-test-")
+        os.chmod(folder, 0o755)  # noqa: S103 - pgserver runs PostgreSQL as its own user under root
+        embedded = EmbeddedServices(Path(folder)).start()
         redis_url = redis_url or embedded.redis_url
         admin_db_url = admin_db_url or embedded.database_url
     name = f"amaro_test_{secrets.token_hex(4)}"
@@ -86,6 +94,8 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUr
         asyncio.run(_drop_database(admin_db_url, name))
         if embedded is not None:
             embedded.stop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +109,8 @@ def settings(service_urls: ServiceUrls) -> Settings:
         # The suite signs up many users; production keeps the 64 MiB default.
         password_memory_kib=8192,
         password_iterations=1,
+        # Every test signs up from 127.0.0.1; the per-address budget is tested with its own node.
+        auth_attempts_per_address=100_000,
         log_format="console",
         log_level="warning",
     )

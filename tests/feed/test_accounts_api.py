@@ -104,3 +104,17 @@ async def test_logout_revokes_refresh(http: httpx.AsyncClient) -> None:
     assert out.status_code == 204
     again = await http.post("/api/v1/auth/refresh", json={"refresh_token": grant["refresh_token"]})
     assert again.status_code == 401
+
+
+async def test_password_guessing_is_rate_limited_per_username(http: httpx.AsyncClient) -> None:
+    name = new_name()
+    await http.post("/api/v1/auth/signup", json={"username": name, "password": PASSWORD})
+    statuses = []
+    for _ in range(12):
+        guess = await http.post("/api/v1/auth/login", json={"username": name, "password": "wrong-guess-123"})
+        statuses.append(guess.status_code)
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429, 429]
+    limited = await http.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "60"
+    assert limited.json()["error"]["code"] == "rate_limited"
