@@ -53,7 +53,7 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" if v else k for k, v in metadata.items())
 
 
 def _int_header(headers: Headers, name: str) -> int | None:

@@ -10,11 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
+import msgpack
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from moto.server import ThreadedMotoServer
+from starlette.applications import Starlette
 
 from feed.tokens import TokenSigner
+from media.app import upload_routes
 from media.backends import close_store, open_store
 from media.config import CHUNK_SIZE, MediaSettings, MiB
 from media.context import MediaContext
@@ -45,7 +50,8 @@ def moto_endpoint() -> Iterator[str]:
 def local_settings(root: Path, **overrides: object) -> MediaSettings:
     base: dict[str, object] = dict(
         store="local", local_dir=root / "objects", keyring_path=root / "keyring.json",
-        part_size=2 * CHUNK_SIZE, bytes_in_flight=64 * MiB, idle_timeout_s=5.0, progress_interval_s=0.0)
+        part_size=2 * CHUNK_SIZE, bytes_in_flight=64 * MiB, max_file_size=60 * MiB, user_quota=100 * MiB,
+        idle_timeout_s=5.0, progress_interval_s=0.0)
     base.update(overrides)
     return MediaSettings(**base)  # type: ignore[arg-type]
 
@@ -124,3 +130,46 @@ async def ctx(services: Services, tmp_path: Path) -> AsyncIterator[MediaContext]
         yield context
     finally:
         await close_store(context.store)
+
+
+def mp4_bytes(size: int, seed: int = 0) -> bytes:
+    """``size`` bytes that sniff as MP4: an ftyp box, then pseudo-random payload."""
+    import random
+    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomavc1"
+    return (head + random.Random(seed).randbytes(max(0, size - len(head))))[:size]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(ctx: MediaContext) -> AsyncIterator[httpx.AsyncClient]:
+    app = Starlette(routes=upload_routes(ctx))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://media.test") as c:
+        yield c
+
+
+async def create_upload(client: httpx.AsyncClient, user: User, length: int,
+                        metadata: str = "filename ZGFuY2UubXA0") -> str:
+    response = await client.post("/uploads/", headers={**user.auth, "Upload-Length": str(length),
+                                                       "Upload-Metadata": metadata})
+    assert response.status_code == 201, response.text
+    return response.headers["Location"]
+
+
+async def send_patch(client: httpx.AsyncClient, user: User, url: str, offset: int, data: bytes,
+                     **extra: str) -> httpx.Response:
+    headers = {**user.auth, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+               **extra}
+    return await client.patch(url, headers=headers, content=data)
+
+
+async def jobs_for(redis: aioredis.Redis, upload_id: str) -> list[dict[str, object]]:
+    found = []
+    for _id, fields in await redis.xrange("nara:{jobs}"):
+        job = msgpack.unpackb(fields[b"job"])
+        if job["upload_id"] == upload_id:
+            found.append(job)
+    return found
+
+
+async def stored_plaintext(ctx: MediaContext, object_key: str) -> bytes:
+    from media.crypto import iter_plaintext
+    return b"".join([b async for b in iter_plaintext(ctx.store, ctx.keyring, object_key)])

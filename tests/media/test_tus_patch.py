@@ -1,0 +1,217 @@
+"""PATCH: streaming, resuming, validation, checksum, sniffing, limits and the hand-off to NARA."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+from media import keys
+from media.context import MediaContext
+from tests.media.conftest import (
+    RecordingEvents,
+    User,
+    create_upload,
+    jobs_for,
+    make_user,
+    mp4_bytes,
+    send_patch,
+    stored_plaintext,
+)
+
+
+async def upload_row(db: asyncpg.Pool, url: str) -> asyncpg.Record:
+    row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
+    assert row is not None
+    return row
+
+
+async def test_upload_in_odd_pieces_completes_and_hands_off_once(
+        client: httpx.AsyncClient, ctx: MediaContext, user: User, db: asyncpg.Pool, redis: aioredis.Redis) -> None:
+    data = mp4_bytes(700_001, seed=1)
+    url = await create_upload(client, user, len(data))
+    cuts = [0, 10, 65_536, 200_000, 262_144, 500_123, len(data)]
+    for start, end in itertools.pairwise(cuts):
+        response = await send_patch(client, user, url, start, data[start:end])
+        assert response.status_code == 204, response.text
+        assert response.headers["Upload-Offset"] == str(end)
+        head = await client.head(url, headers=user.auth)
+        assert head.headers["Upload-Offset"] == str(end)
+    row = await upload_row(db, url)
+    assert row["state"] == "enqueued" and row["content_type"] == "video/mp4"
+    assert await stored_plaintext(ctx, row["object_key"]) == data
+    post = await db.fetchrow("SELECT state, media_id FROM posts WHERE id = $1", row["post_id"])
+    assert post["state"] == "processing" and post["media_id"] == row["id"]
+    # The final PATCH retried (its response was lost): same answer, still one job.
+    again = await send_patch(client, user, url, len(data), b"")
+    assert again.status_code == 204 and again.headers["Upload-Offset"] == str(len(data))
+    jobs = await jobs_for(redis, str(row["id"]))
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["job_id"] == job["upload_id"] == str(row["id"])
+    assert job["user_id"] == user.id and job["post_id"] == str(row["post_id"])
+    assert job["object_key"] == row["object_key"] and job["content_type"] == "video/mp4"
+    assert job["size"] == len(data) and isinstance(job["uplink_bps"], int) and job["uplink_bps"] > 0
+    events = ctx.events
+    assert isinstance(events, RecordingEvents)
+    phases = events.phases(str(row["id"]))
+    assert phases[0] == "received" and phases[-1] == "uploaded" and "progress" in phases
+    # Nothing staged is left behind.
+    assert [k async for k in ctx.store.list_keys("staging/")] == []  # type: ignore[attr-defined]
+
+
+async def test_offset_mismatch_is_409(client: httpx.AsyncClient, user: User) -> None:
+    data = mp4_bytes(1000)
+    url = await create_upload(client, user, len(data))
+    assert (await send_patch(client, user, url, 0, data[:100])).status_code == 204
+    for wrong in (0, 50, 101, 999):
+        response = await send_patch(client, user, url, wrong, data[wrong:wrong + 10])
+        assert response.status_code == 409, wrong
+    assert (await client.head(url, headers=user.auth)).headers["Upload-Offset"] == "100"
+
+
+async def test_patch_past_the_end_stores_nothing(client: httpx.AsyncClient, user: User, db: asyncpg.Pool) -> None:
+    data = mp4_bytes(1000)
+    url = await create_upload(client, user, len(data))
+    response = await send_patch(client, user, url, 0, data + b"extra")
+    assert response.status_code == 413
+    assert (await client.head(url, headers=user.auth)).headers["Upload-Offset"] == "0"
+
+    async def chunked() -> object:  # no Content-Length: the overflow is found while streaming
+        yield data[:600]
+        yield data[600:] + b"more"
+    response = await client.patch(url, content=chunked(), headers={  # type: ignore[arg-type]
+        **user.auth, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    assert response.status_code == 413
+    assert (await client.head(url, headers=user.auth)).headers["Upload-Offset"] == "0"
+    assert (await upload_row(db, url))["state"] == "uploading"
+
+
+async def test_lying_upload_length_never_completes(client: httpx.AsyncClient, user: User, db: asyncpg.Pool,
+                                                   redis: aioredis.Redis) -> None:
+    data = mp4_bytes(5000)
+    url = await create_upload(client, user, 10_000)  # declares more than it will send
+    assert (await send_patch(client, user, url, 0, data)).status_code == 204
+    row = await upload_row(db, url)
+    assert row["state"] == "uploading" and row["offset"] == 5000
+    assert await jobs_for(redis, str(row["id"])) == []
+
+
+async def test_headers_are_validated(client: httpx.AsyncClient, user: User) -> None:
+    url = await create_upload(client, user, 100)
+    wrong_type = await client.patch(url, content=b"x", headers={**user.auth, "Upload-Offset": "0",
+                                                                "Content-Type": "application/octet-stream"})
+    assert wrong_type.status_code == 415
+    no_offset = await client.patch(url, content=b"x", headers={
+        **user.auth, "Content-Type": "application/offset+octet-stream"})
+    assert no_offset.status_code == 400
+    bad_offset = await send_patch(client, user, url, 0, b"x", **{"Upload-Offset": "-3"})
+    assert bad_offset.status_code == 400
+    bad_algo = await send_patch(client, user, url, 0, b"x", **{"Upload-Checksum": "crc32 AAAA"})
+    assert bad_algo.status_code == 400
+
+
+async def test_checksum_mismatch_is_460_and_discarded(client: httpx.AsyncClient, user: User, db: asyncpg.Pool,
+                                                       ctx: MediaContext) -> None:
+    data = mp4_bytes(400_000, seed=7)
+    url = await create_upload(client, user, len(data))
+    wrong = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
+    response = await send_patch(client, user, url, 0, data[:300_000], **{"Upload-Checksum": f"sha256 {wrong}"})
+    assert response.status_code == 460
+    assert (await client.head(url, headers=user.auth)).headers["Upload-Offset"] == "0"
+    for algo in ("md5", "sha1", "sha256"):
+        start = int((await client.head(url, headers=user.auth)).headers["Upload-Offset"])
+        piece = data[start:start + 133_334]
+        digest = base64.b64encode(hashlib.new(algo, piece).digest()).decode()
+        ok = await send_patch(client, user, url, start, piece, **{"Upload-Checksum": f"{algo} {digest}"})
+        assert ok.status_code == 204, ok.text
+    row = await upload_row(db, url)
+    assert row["state"] == "enqueued"
+    assert await stored_plaintext(ctx, row["object_key"]) == data
+
+
+async def test_disguised_executable_and_text_are_refused_and_deleted(
+        client: httpx.AsyncClient, user: User, db: asyncpg.Pool, ctx: MediaContext) -> None:
+    for payload in (b"MZ\x90\x00" + b"\x00" * 2000, b"just some text, honestly a video\n" * 100):
+        url = await create_upload(client, user, len(payload), metadata="filename ZXZpbC5tcDQ=,filetype dmlkZW8vbXA0")
+        response = await send_patch(client, user, url, 0, payload)
+        assert response.status_code == 415
+        assert response.headers["Amaro-Error"] == "unsupported_media_type"
+        assert (await client.head(url, headers=user.auth)).status_code == 410
+        row = await upload_row(db, url)
+        assert row["state"] == "rejected"
+        assert (await db.fetchval("SELECT state FROM posts WHERE id = $1", row["post_id"])) == "failed"
+        assert not await ctx.store.exists(row["object_key"])
+
+
+async def test_sniffing_waits_for_enough_bytes(client: httpx.AsyncClient, user: User, db: asyncpg.Pool) -> None:
+    data = mp4_bytes(100_000)
+    url = await create_upload(client, user, len(data))
+    for start, end in ((0, 3), (3, 11), (11, 600)):  # the first 3 bytes prove nothing yet
+        assert (await send_patch(client, user, url, start, data[start:end])).status_code == 204
+    assert (await upload_row(db, url))["content_type"] == "video/mp4"
+
+
+async def test_unknown_forged_and_foreign_ids_are_404(client: httpx.AsyncClient, user: User,
+                                                      db: asyncpg.Pool) -> None:
+    other = await make_user(db)
+    url = await create_upload(client, other, 1000)
+    base = url.rsplit("/", 1)[0]
+    for target in (url, f"{base}/00000000-0000-0000-0000-000000000000", f"{base}/not-a-uuid",
+                   f"{base}/../../etc/passwd"):
+        for method in ("HEAD", "PATCH", "DELETE"):
+            headers = {**user.auth, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+            response = await client.request(method, target, headers=headers, content=b"" if method == "PATCH" else None)
+            assert response.status_code == 404, (target, method, response.status_code)
+    assert (await client.head(url, headers=other.auth)).status_code == 200
+
+
+async def test_concurrent_patch_is_423(client: httpx.AsyncClient, user: User, redis: aioredis.Redis) -> None:
+    url = await create_upload(client, user, 1000)
+    upload_id = url.rsplit("/", 1)[1]
+    await redis.set(keys.upload_lock(upload_id), b"another-node", px=5000)
+    response = await send_patch(client, user, url, 0, mp4_bytes(1000))
+    assert response.status_code == 423 and response.headers["Retry-After"]
+    await redis.delete(keys.upload_lock(upload_id))
+    assert (await send_patch(client, user, url, 0, mp4_bytes(1000))).status_code == 204
+
+
+async def test_per_user_concurrency_limit_is_429(client: httpx.AsyncClient, ctx: MediaContext, db: asyncpg.Pool,
+                                                 redis: aioredis.Redis) -> None:
+    busy = await make_user(db)
+    url = await create_upload(client, busy, 1000)
+    far = 2**50
+    await redis.zadd(keys.user_slots(busy.id), {f"other-{i}": far for i in range(ctx.media.user_concurrent_uploads)})
+    response = await send_patch(client, busy, url, 0, mp4_bytes(1000))
+    assert response.status_code == 429 and response.headers["Retry-After"]
+    await redis.delete(keys.user_slots(busy.id))
+    assert (await send_patch(client, busy, url, 0, mp4_bytes(1000))).status_code == 204
+
+
+async def test_node_limit_refuses_then_recovers(client: httpx.AsyncClient, ctx: MediaContext, user: User) -> None:
+    url = await create_upload(client, user, 1000)
+    limits = ctx.node_limits
+    saved = limits.max_requests
+    limits.max_requests = 0
+    try:
+        response = await send_patch(client, user, url, 0, mp4_bytes(1000))
+        assert response.status_code == 503 and response.headers["Retry-After"]
+    finally:
+        limits.max_requests = saved
+    assert (await send_patch(client, user, url, 0, mp4_bytes(1000))).status_code == 204
+    assert limits.active == 0 and limits.reserved == 0
+
+
+async def test_parallel_uploads_of_one_user_do_not_mix(client: httpx.AsyncClient, ctx: MediaContext, user: User,
+                                                       db: asyncpg.Pool) -> None:
+    files = [mp4_bytes(300_000, seed=s) for s in range(3)]
+    urls = [await create_upload(client, user, len(f)) for f in files]
+    results = await asyncio.gather(*(send_patch(client, user, u, 0, f) for u, f in zip(urls, files, strict=True)))
+    assert [r.status_code for r in results] == [204, 204, 204]
+    for url, data in zip(urls, files, strict=True):
+        assert await stored_plaintext(ctx, (await upload_row(db, url))["object_key"]) == data
