@@ -14,6 +14,7 @@ import structlog
 from media.backends import close_store, open_store
 from media.config import MediaSettings
 from media.crypto import Header, header_key, read_header, rewrap
+from media.errors import MediaError
 from media.keyring import Keyring
 from media.store import ObjectStore
 from realtime.config import Settings
@@ -34,28 +35,46 @@ async def rewrap_object(store: ObjectStore, keyring: Keyring, object_key: str) -
 
 
 async def rewrap_objects(db: asyncpg.Pool, store: ObjectStore, keyring: Keyring, *, batch: int = 100) -> int:
-    """Re-wrap every published object and every unfinished upload still on an older master key."""
+    """Re-wrap every published object and every unfinished upload still on an older master key.
+
+    Returns how many were re-wrapped. An object that cannot be (header missing, key unknown) is
+    logged and skipped so one bad object never blocks the rest; run again after fixing it.
+    """
     newest = keyring.newest().key_id
-    done = 0
+    done = failed = 0
+    last = "00000000-0000-0000-0000-000000000000"
     while True:
-        rows = await db.fetch("SELECT id, object_key FROM media_objects WHERE key_id <> $1 ORDER BY id LIMIT $2",
-                              newest, batch)
+        rows = await db.fetch(
+            "SELECT id, object_key FROM media_objects WHERE key_id <> $1 AND id > $2::uuid ORDER BY id LIMIT $3",
+            newest, last, batch)
         if not rows:
             break
+        last = str(rows[-1]["id"])
         for row in rows:
-            key_id = await rewrap_object(store, keyring, row["object_key"])
+            try:
+                key_id = await rewrap_object(store, keyring, row["object_key"])
+            except MediaError as exc:
+                log.warning("rewrap_failed", object_key=row["object_key"], error=exc.message)
+                failed += 1
+                continue
             await db.execute("UPDATE media_objects SET key_id = $2, rewrapped_at = now() WHERE id = $1",
                              row["id"], key_id)
             done += 1
     for row in await db.fetch("SELECT id, header FROM media_uploads WHERE state = 'uploading'"):
         header = Header.decode(bytes(row["header"]))
-        if header.key_id != newest:
+        if header.key_id == newest:
+            continue
+        try:
             fresh = rewrap(header, keyring)
-            # Guarded by the old header: a concurrent change wins and is re-wrapped next time.
-            await db.execute("UPDATE media_uploads SET header = $2 WHERE id = $1 AND header = $3",
-                             row["id"], fresh.encode(), bytes(row["header"]))
-            done += 1
-    log.info("media_rewrapped", count=done, key_id=newest)
+        except MediaError as exc:
+            log.warning("rewrap_failed", upload_id=str(row["id"]), error=exc.message)
+            failed += 1
+            continue
+        # Guarded by the old header: a concurrent change wins and is re-wrapped next time.
+        await db.execute("UPDATE media_uploads SET header = $2 WHERE id = $1 AND header = $3",
+                         row["id"], fresh.encode(), bytes(row["header"]))
+        done += 1
+    log.info("media_rewrapped", count=done, failed=failed, key_id=newest)
     return done
 
 

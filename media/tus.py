@@ -123,7 +123,7 @@ class TusApp:
                 raise TusError(f"{method} is not allowed here", status=405, code="method_not_allowed",
                                headers={"Allow": "POST, OPTIONS" if not upload_id else "HEAD, PATCH, DELETE, OPTIONS"})
         except TusError as exc:
-            await self._error(send, exc.status, exc.code, exc.message, exc.headers)
+            await self._error(send, exc.status, exc.code, "" if method == "HEAD" else exc.message, exc.headers)
         except BodyInterrupted as exc:
             # A stalled client gets 408 (if it still listens); a vanished one gets nothing useful.
             await self._error(send, 408 if exc.reason == "idle" else 400, "interrupted",
@@ -198,7 +198,7 @@ class TusApp:
         await self._respond(send, 204, {"Upload-Offset": str(upload.offset)} | _expires(upload))
 
     async def _error(self, send: Send, status: int, code: str, message: str, extra: dict[str, str]) -> None:
-        await self._respond(send, status, {"Amaro-Error": code, **extra}, (message + "\n").encode())
+        await self._respond(send, status, {"Amaro-Error": code, **extra}, (message + "\n").encode() if message else b"")
 
     async def _respond(self, send: Send, status: int, extra: dict[str, str] | None = None,
                        body: bytes = b"") -> None:
