@@ -25,7 +25,7 @@ from nara.complexity import measure
 from nara.errors import BadJob, EncodeFailed, Truncated
 from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
 from nara.hls import MediaPlaylist, VariantStats, master_playlist, parse_media_playlist, storyboard_vtt, variant_stats
-from nara.planner import Audience, Plan, plan, plan_from_dict
+from nara.planner import Audience, Plan, Rendition, first_id, first_rendition, plan, plan_from_dict
 from nara.probe import Probe, probe
 from nara.settings import NaraSettings
 from nara.storage import IMMUTABLE, REVALIDATE, MediaStore
@@ -136,31 +136,33 @@ async def run_job(job: Job, ctx: Context) -> dict[str, object]:
         await ctx.store.fetch_to(job.object_key, src)
         p = await probe(src, ctx.tools, ctx.settings.limits)
         log.info("probed", kind=p.kind, width=p.width, height=p.height, fps=p.fps, duration=p.duration_s)
-        the_plan = await _load_or_make_plan(ctx, job, src, work, p)
-        out = Outputs(job.upload_id, the_plan.plan_id)
         if p.kind == "image":
-            return await _image(job, ctx, src, work, p, the_plan, out, started)
-        await _phase1(job, ctx, src, work, p, the_plan, out, started)
+            the_plan = await _load_or_make_plan(ctx, job, src, work, p)
+            return await _image(job, ctx, src, work, p, the_plan, Outputs(job.upload_id, the_plan.plan_id),
+                                started)
+        # Phase 1 needs only the probe: the complexity sample and the full plan come after it.
+        first, _ = first_rendition(p, job.uplink_bps, ctx.settings.policy)
+        fast = Outputs(job.upload_id, f"fast-{first_id(first, ctx.settings.policy.segment_s)}")
+        poster_key = await _phase1(job, ctx, src, work, p, first, fast, started)
         log.info("good_enough", seconds=round(time.monotonic() - started, 3))
-        data = await _phase2(job, ctx, src, work, p, the_plan, out, started)
+        the_plan = await _load_or_make_plan(ctx, job, src, work, p)
+        data = await _phase2(job, ctx, src, work, p, the_plan, Outputs(job.upload_id, the_plan.plan_id),
+                             started, poster_key)
         log.info("upgraded", seconds=round(time.monotonic() - started, 3))
         return data
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-async def _phase1(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_plan: Plan,
-                  out: Outputs, started: float) -> None:
+async def _phase1(job: Job, ctx: Context, src: Path, work: Path, p: Probe, first: Rendition,
+                  out: Outputs, started: float) -> str | None:
+    """Encode the fast rendition; announce "good enough" once its first segments and the poster
+    are stored. Returns the poster's key (None only if ffmpeg produced none)."""
     limits = ctx.settings.limits
+    segment_s = ctx.settings.policy.segment_s
     poster = work / "poster.jpg"
-    await tx.run_ffmpeg(tx.poster_args(ctx.tools, src, poster, p, limits),
-                        timeout_s=ctx.settings.phase1_timeout(0), limits=limits, what="poster")
-    if not await asyncio.to_thread(poster.exists):
-        await tx.run_ffmpeg(tx.poster_fallback_args(ctx.tools, src, poster, p, limits),
-                            timeout_s=ctx.settings.phase1_timeout(0), limits=limits, what="poster")
-    poster_key = await _put(ctx, out.key("poster.jpg"), poster)
-    placeholder = await _placeholder(ctx, poster, work, "jpeg_pipe")
-
+    poster_key: str | None = None
+    placeholder = ""
     fast = work / "fast"
     await asyncio.to_thread(fast.mkdir)
     playlist = fast / "index.m3u8"
@@ -168,36 +170,63 @@ async def _phase1(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     uploaded: set[str] = set()
     announced = False
 
-    async def on_update(current: MediaPlaylist) -> None:
+    async def store_poster() -> bool:
+        nonlocal poster_key, placeholder
+        if poster_key is None and await asyncio.to_thread(poster.exists):
+            placeholder = await _placeholder(ctx, poster, work, "jpeg_pipe")
+            poster_key = await _put(ctx, out.key("poster.jpg"), poster)
+        return poster_key is not None
+
+    async def announce(complete: bool) -> None:
         nonlocal announced
+        announced = True
+        metrics.TIME_TO_GOOD_ENOUGH.observe(time.monotonic() - started)
+        await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, GOOD_ENOUGH, {
+            "kind": "video", "playlist": playlist_key,
+            "poster": poster_key, "placeholder": placeholder, "width": p.width,
+            "height": p.height, "duration_s": p.duration_s, "complete": complete,
+        })
+
+    # A reclaimed job may find the previous attempt's phase-1 output: complete means skip the
+    # encode; partial means never publish a shorter playlist than players may already hold.
+    previous = parse_media_playlist((await ctx.store.get_bytes(playlist_key) or b"").decode())
+    stored_poster = await ctx.store.get_bytes(out.key("poster.jpg")) if previous.ended else None
+    if previous.segments and stored_poster:
+        await asyncio.to_thread(poster.write_bytes, stored_poster)
+        placeholder = await _placeholder(ctx, poster, work, "jpeg_pipe")
+        poster_key = out.key("poster.jpg")
+        await announce(True)
+        return poster_key
+
+    async def on_update(current: MediaPlaylist) -> None:
         for seg in current.segments:
             if seg.uri not in uploaded:
                 await _put(ctx, out.key(f"fast/{seg.uri}"), fast / seg.uri)
                 uploaded.add(seg.uri)
+        if len(current.segments) < len(previous.segments) and not current.ended:
+            return
         # Written by us from the snapshot, so the stored playlist never names a missing segment.
         snapshot = work / "fast_snapshot.m3u8"
         await asyncio.to_thread(snapshot.write_text, current.text)
         await ctx.store.put_file(playlist_key, snapshot, CONTENT_TYPES[".m3u8"], REVALIDATE)
-        if not announced and (len(current.segments) >= ctx.settings.first_segments or current.ended):
-            announced = True
-            metrics.TIME_TO_GOOD_ENOUGH.observe(time.monotonic() - started)
-            await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, GOOD_ENOUGH, {
-                "kind": "video", "plan_id": the_plan.plan_id, "playlist": playlist_key,
-                "poster": poster_key, "placeholder": placeholder, "width": p.width,
-                "height": p.height, "duration_s": p.duration_s, "complete": current.ended,
-            })
+        enough = len(current.segments) >= ctx.settings.first_segments
+        # The poster scan covers the first seconds only, so waiting for it costs at most a segment.
+        if not announced and ((enough and await store_poster()) or current.ended):
+            await store_poster()
+            await announce(current.ended)
 
-    argv = tx.phase1_args(ctx.tools, src, playlist, the_plan, p, limits)
+    argv = tx.phase1_args(ctx.tools, src, playlist, poster, first, segment_s, p, limits)
     wall = await tx.encode_growing(argv, playlist, on_update,
                                    timeout_s=ctx.settings.phase1_timeout(p.duration_s), limits=limits)
     metrics.ENCODE_SPEED.labels("phase1").observe(p.duration_s / max(wall, 1e-3))
     final = parse_media_playlist(await asyncio.to_thread(playlist.read_text))
-    if final.duration_s < p.duration_s - max(2 * the_plan.segment_s, 0.5 * p.duration_s):
+    if final.duration_s < p.duration_s - max(2 * segment_s, 0.5 * p.duration_s):
         raise Truncated(f"decoded {final.duration_s:.1f}s of a claimed {p.duration_s:.1f}s")
+    return poster_key
 
 
 async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_plan: Plan,
-                  out: Outputs, started: float) -> dict[str, object]:
+                  out: Outputs, started: float, poster_key: str | None) -> dict[str, object]:
     limits = ctx.settings.limits
     ladder_dir = work / "ladder"
     for r in the_plan.ladder:
@@ -245,7 +274,7 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     master_key = await _put(ctx, out.key("master.m3u8"), master)
     data: dict[str, object] = {
         "kind": "video", "plan_id": the_plan.plan_id, "master": master_key, "renditions": renditions,
-        "preview": preview_key, "storyboard": {"vtt": vtt_key, "sprite": sprite_key},
+        "preview": preview_key, "storyboard": {"vtt": vtt_key, "sprite": sprite_key}, "poster": poster_key,
         "plan": Outputs.plan_key(job.upload_id), "reasons": list(the_plan.reasons),
     }
     metrics.TIME_TO_UPGRADED.observe(time.monotonic() - started)

@@ -169,6 +169,36 @@ def _audio_kbps(probe: Probe, short_side: int) -> int:
     return 128 if short_side >= 720 else 96 if short_side >= 480 else 64
 
 
+def first_rendition(probe: Probe, uplink_bps: int | None, policy: Policy | None = None
+                    ) -> tuple[Rendition, str]:
+    """The fast phase-1 rendition and why. Depends only on the probe and the uplink, never on
+    the complexity sample, so phase 1 starts the moment the probe is done."""
+    policy = policy or Policy()
+    slow = uplink_bps is not None and uplink_bps < policy.slow_uplink_bps
+    src_short = min(probe.width, probe.height)
+    side = min(240 if slow else 360, src_short)
+    rung = next((r for r in reversed(policy.ladder) if r.short_side <= side), policy.ladder[0])
+    width, height = _size_for(probe, side)
+    fps = min(_target_fps(probe.fps, side), 30.0)
+    first = Rendition(
+        name="fast", width=width, height=height, fps=fps, gop_frames=_gop(fps, policy.segment_s),
+        crf=26, video_kbps=rung.kbps, bufsize_kbps=rung.kbps * 2, profile="baseline", level="3.1",
+        # Decoding a big source is the cost here; the cheapest encoder preset keeps up with it.
+        preset="ultrafast" if src_short >= 1080 else "veryfast",
+        audio_kbps=64 if probe.has_audio else 0,
+    )
+    why = f"fast first rendition {width}x{height}@{fps:g} {first.preset}" + (
+        f": uplink {uplink_bps // 1000} kbps is slow" if slow and uplink_bps is not None else ""
+    )
+    return first, why
+
+
+def first_id(first: Rendition, segment_s: float) -> str:
+    """Stable id of the phase-1 output (its keys must not wait for the full plan)."""
+    doc = orjson.dumps({"first": asdict(first), "segment_s": segment_s}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(doc).hexdigest()[:16]
+
+
 def plan(probe: Probe, bpp: float | None, uplink_bps: int | None, audience: Audience,
          policy: Policy | None = None) -> Plan:
     """Decide renditions for one upload.
@@ -238,20 +268,8 @@ def plan(probe: Probe, bpp: float | None, uplink_bps: int | None, audience: Audi
     if ladder[0].video_kbps * 1000 > audience.bandwidth_p10_bps / policy.bandwidth_headroom:
         reasons.append("lowest rung is above the audience p10 bandwidth: slow viewers will buffer")
 
-    slow = uplink_bps is not None and uplink_bps < policy.slow_uplink_bps
-    first_side = 240 if slow else 360
-    base = next((r for r in reversed(ladder) if min(r.width, r.height) <= first_side), ladder[0])
-    first_fps = min(base.fps, 30.0)
-    first = Rendition(
-        name="fast", width=base.width, height=base.height, fps=first_fps,
-        gop_frames=_gop(first_fps, policy.segment_s), crf=26, video_kbps=base.video_kbps,
-        bufsize_kbps=base.video_kbps * 2, profile="baseline", level="3.1",
-        preset="ultrafast" if src_short >= 1080 else "veryfast", audio_kbps=64 if probe.has_audio else 0,
-    )
-    reasons.append(
-        f"fast first rendition {first.width}x{first.height} {first.preset}"
-        + (f": uplink {uplink_bps // 1000} kbps is slow" if slow and uplink_bps is not None else "")
-    )
+    first, why = first_rendition(probe, uplink_bps, policy)
+    reasons.append(why)
     reasons.append(f"GOP {policy.segment_s:g}s aligned across renditions, segments {policy.segment_s:g}s")
     return Plan("video", policy.segment_s, first, tuple(ladder), (), factor, tuple(reasons))
 

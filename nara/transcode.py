@@ -23,7 +23,9 @@ from nara.tools import Tools
 
 # Poster: skip dark frames (limited-range black is Y=16), then let `thumbnail` pick the most
 # representative of what is left in the first seconds.
-POSTER_SCAN_S = 8.0
+POSTER_SCAN_S = 4.0
+POSTER_SCAN_FPS = 4
+POSTER_PICK = 8
 POSTER_MIN_LUMA = 40
 STORYBOARD_TILE_W = 160
 STORYBOARD_COLUMNS = 10
@@ -74,24 +76,29 @@ def hls_args(segment_s: float, playlist: Path, playlist_type: str) -> list[str]:
     ]
 
 
-def poster_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
+def _poster_graph(probe: Probe, label_in: str, label_out: str) -> str:
+    """Poster picker: skip dark frames, prefer the most representative bright one.
+
+    Scans the first seconds at a few frames per second (cheap even for 4K), so the poster is
+    ready about when the first segment is. A clip that is dark throughout still gets a poster:
+    ``concat`` falls back to the best frame of all once the bright branch ends empty.
+    """
     width = min(probe.width, 1280)
     height = max(2, round(probe.height * width / probe.width / 2) * 2)
-    chain = (
-        f"signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value={POSTER_MIN_LUMA}"
-        f":function=greater,thumbnail=30,scale={width}:{height}:flags=bicubic"
+    return (
+        f"[{label_in}]trim=duration={POSTER_SCAN_S:g},fps={POSTER_SCAN_FPS},"
+        f"scale={width}:{height}:flags=bicubic,setsar=1,split=2[pb][pa];"
+        f"[pb]signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value={POSTER_MIN_LUMA}"
+        f":function=greater,thumbnail={POSTER_PICK}[bright];"
+        f"[pa]thumbnail={POSTER_PICK * 2}[any];"
+        f"[bright][any]concat=n=2:v=1:a=0[{label_out}]"
     )
-    return [*_head(tools, limits), "-t", f"{POSTER_SCAN_S:g}", *_untrusted(src, limits),
-            "-map", "0:v:0", "-an", "-vf", chain, "-frames:v", "1", "-q:v", "3", f"file:{out}"]
 
 
-def poster_fallback_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
-    """When every scanned frame is dark (a night clip), take the most representative anyway."""
-    width = min(probe.width, 1280)
-    height = max(2, round(probe.height * width / probe.width / 2) * 2)
-    return [*_head(tools, limits), "-t", f"{POSTER_SCAN_S:g}", *_untrusted(src, limits),
-            "-map", "0:v:0", "-an", "-vf", f"thumbnail=30,scale={width}:{height}",
-            "-frames:v", "1", "-q:v", "3", f"file:{out}"]
+def image_out_args(path: Path, quality: int = 3) -> list[str]:
+    # atomic_writing: the pipeline may pick the poster up while ffmpeg is still running.
+    return ["-frames:v", "1", "-q:v", str(quality), "-f", "image2", "-update", "1",
+            "-atomic_writing", "1", f"file:{path}"]
 
 
 def placeholder_args(tools: Tools, image: Path, out: Path, limits: Limits,
@@ -106,16 +113,20 @@ def placeholder_args(tools: Tools, image: Path, out: Path, limits: Limits,
             "-vf", "scale=16:-2:flags=area,gblur=sigma=1", "-q:v", "8", f"file:{out}"]
 
 
-def phase1_args(tools: Tools, src: Path, playlist: Path, plan: Plan, probe: Probe,
-                limits: Limits) -> list[str]:
-    assert plan.first is not None
-    r = plan.first
-    argv = [*_head(tools, limits), *_untrusted(src, limits),
-            "-map", "0:v:0", "-vf", f"fps={r.fps:g},{_scale(r.width, r.height)}",
-            *video_codec_args(r, plan.segment_s, limits.threads)]
-    if probe.has_audio and r.audio_kbps:
-        argv += ["-map", "0:a:0", *audio_codec_args(r)]
-    return [*argv, "-map_metadata", "-1", *hls_args(plan.segment_s, playlist, "event")]
+def phase1_args(tools: Tools, src: Path, playlist: Path, poster: Path, first: Rendition,
+                segment_s: float, probe: Probe, limits: Limits) -> list[str]:
+    """The fast rendition as a growing (EVENT) HLS playlist, and the poster, from one decode."""
+    graph = ";".join([
+        "[0:v:0]split=2[f][p]",
+        f"[f]fps={first.fps:g},{_scale(first.width, first.height)}[v]",
+        _poster_graph(probe, "p", "poster"),
+    ])
+    argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", graph,
+            "-map", "[v]", *video_codec_args(first, segment_s, limits.threads)]
+    if probe.has_audio and first.audio_kbps:
+        argv += ["-map", "0:a:0", *audio_codec_args(first)]
+    argv += ["-map_metadata", "-1", *hls_args(segment_s, playlist, "event")]
+    return [*argv, "-map", "[poster]", "-map_metadata", "-1", *image_out_args(poster)]
 
 
 def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe,

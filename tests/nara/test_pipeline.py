@@ -143,3 +143,29 @@ async def test_bad_input_raises_reason(ctx: Context, tmp_path: Path) -> None:
     assert info.value.reason == "playlist_rejected"
     sink = ctx.sink
     assert isinstance(sink, RecordingSink) and sink.events == []
+
+
+async def test_rerun_reuses_plan_and_keys(ctx: Context, clips: dict[str, Path]) -> None:
+    """A retried or reclaimed job writes the same keys, and skips a phase 1 already finished."""
+    first, root = await _run(ctx, clips["av"], "again")
+    files_before = sorted(p.relative_to(root) for p in (root / "media").rglob("*") if p.is_file())
+    second, _ = await _run(ctx, clips["av"], "again")
+    files_after = sorted(p.relative_to(root) for p in (root / "media").rglob("*") if p.is_file())
+    assert second["plan_id"] == first["plan_id"] and second["master"] == first["master"]
+    assert files_after == files_before
+    sink = ctx.sink
+    assert isinstance(sink, RecordingSink)
+    goods = [e for e in sink.events if e.phase == "good_enough"]
+    assert len(goods) == 2 and goods[1].data["complete"] is True
+
+
+async def test_dark_clip_still_gets_a_poster(ctx: Context, tools: Tools, tmp_path: Path) -> None:
+    clip = tmp_path / "night.mp4"
+    subprocess.run(
+        [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "color=c=black:size=320x240:rate=30", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast",
+         "-pix_fmt", "yuv420p", str(clip)],
+        check=True, timeout=30,
+    )
+    data, root = await _run(ctx, clip, "night")
+    assert data["poster"] and (root / str(data["poster"])).stat().st_size > 0

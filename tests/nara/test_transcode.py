@@ -10,7 +10,7 @@ import pytest
 from nara import transcode as tx
 from nara.guard import ALLOWED_DEMUXERS, Limits
 from nara.hls import MediaPlaylist, parse_media_playlist, storyboard_vtt
-from nara.planner import Audience, plan
+from nara.planner import Audience, first_rendition, plan
 from nara.probe import probe
 from nara.tools import Tools
 
@@ -37,9 +37,8 @@ def test_every_builder_guards_its_input(tmp_path: Path) -> None:
     p = src(1280, 720)
     the_plan = plan(p, 0.1, None, Audience())
     builders = [
-        tx.poster_args(tools, s, tmp_path / "p.jpg", p, limits),
-        tx.poster_fallback_args(tools, s, tmp_path / "p.jpg", p, limits),
-        tx.phase1_args(tools, s, tmp_path / "fast" / "index.m3u8", the_plan, p, limits),
+        tx.phase1_args(tools, s, tmp_path / "fast" / "index.m3u8", tmp_path / "poster.jpg",
+                       first_rendition(p, None)[0], 2.0, p, limits),
         tx.phase2_args(tools, s, tmp_path, the_plan, p, limits),
         tx.preview_args(tools, s, tmp_path / "preview.mp4", p, limits),
         tx.storyboard_args(tools, s, tmp_path / "sb.jpg", tx.storyboard_geometry(p), limits),
@@ -70,8 +69,11 @@ def test_phase1_is_an_event_playlist(tmp_path: Path) -> None:
     tools = Tools(Path("/bin/ffmpeg"), Path("/bin/ffprobe"))
     p = src(640, 360)
     the_plan = plan(p, 0.1, None, Audience())
-    argv = tx.phase1_args(tools, tmp_path / "source", tmp_path / "index.m3u8", the_plan, p, Limits())
+    assert the_plan.first is not None
+    argv = tx.phase1_args(tools, tmp_path / "source", tmp_path / "index.m3u8", tmp_path / "poster.jpg",
+                          the_plan.first, the_plan.segment_s, p, Limits())
     assert argv[argv.index("-hls_playlist_type") + 1] == "event"
+    assert "atomic_writing" in " ".join(argv) and "signalstats" in " ".join(argv)
     assert argv[argv.index("-hls_time") + 1] == "2"
     assert "independent_segments+temp_file" in argv
 
@@ -111,7 +113,9 @@ async def test_phase1_playlist_grows_before_encode_ends(
             assert (playlist.parent / seg.uri).stat().st_size > 0
         seen.append((time.monotonic(), current))
 
-    argv = tx.phase1_args(tools, long_clip, playlist, the_plan, p, limits)
+    assert the_plan.first is not None
+    argv = tx.phase1_args(tools, long_clip, playlist, tmp_path / "poster.jpg", the_plan.first,
+                          the_plan.segment_s, p, limits)
     started = time.monotonic()
     wall = await tx.encode_growing(argv, playlist, on_update, timeout_s=60, limits=limits, poll_s=0.02)
     ended_at = started + wall

@@ -159,18 +159,21 @@ async def test_crashed_worker_job_is_reclaimed_and_completed_once(
     assert sink_b.phases("up-crash") == ["good_enough", "upgraded"]
     assert await redis.xlen(nk.dead) == 0
 
-    # Outputs are not duplicated: one plan, and every stored segment is named by its playlist.
-    media = store.path_of("media/up-crash")
-    plan_dirs = [p for p in media.iterdir() if p.is_dir()]
-    assert len(plan_dirs) == 1 and plan_dirs[0].name == upgraded.data["plan_id"]
-    for sub in [p for p in plan_dirs[0].iterdir() if p.is_dir()]:
-        listed = {
-            line for line in (sub / "index.m3u8").read_text().splitlines()
-            if line and not line.startswith("#")
-        }
-        stored = {p.name for p in sub.iterdir() if p.suffix == ".ts"}
-        assert stored == listed, sub.name
-        assert not [p for p in sub.iterdir() if p.name.endswith(".tmp")]
+    _assert_outputs_once(store, "up-crash", str(upgraded.data["plan_id"]))
+
+
+def _assert_outputs_once(store: LocalStore, upload_id: str, plan_id: str) -> None:
+    """One phase-1 directory, one ladder directory, and every stored segment named by a playlist."""
+    media = store.path_of(f"media/{upload_id}")
+    dirs = {p.name for p in media.iterdir() if p.is_dir()}
+    fast = [d for d in dirs if d.startswith("fast-")]
+    assert len(dirs) == 2 and plan_id in dirs and len(fast) == 1, dirs
+    for playlist in media.rglob("index.m3u8"):
+        listed = {line for line in playlist.read_text().splitlines() if line and not line.startswith("#")}
+        stored = {p.name for p in playlist.parent.iterdir() if p.suffix == ".ts"}
+        assert stored == listed, playlist
+        assert "#EXT-X-ENDLIST" in playlist.read_text()
+    assert not [p for p in media.rglob("*") if p.name.endswith(".tmp")]
 
 
 def _ffmpeg_pids(marker: str) -> list[int]:
@@ -232,10 +235,9 @@ async def test_sigkilled_worker_process_job_reclaimed(
     settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
     worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
     async with running(worker_b):
-        await sink_b.wait_for("up-kill", "upgraded", timeout=90)
+        upgraded = await sink_b.wait_for("up-kill", "upgraded", timeout=90)
         async with asyncio.timeout(5):
             while await _pending(redis, nk):
                 await asyncio.sleep(0.05)
     assert sink_b.phases("up-kill") == ["good_enough", "upgraded"]
-    plan_dirs = [p for p in store.path_of("media/up-kill").iterdir() if p.is_dir()]
-    assert len(plan_dirs) == 1
+    _assert_outputs_once(store, "up-kill", str(upgraded.data["plan_id"]))
