@@ -19,10 +19,13 @@ import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+import structlog
 
 from media import keys
 from media.errors import busy, locked
 from media.scripts import source
+
+log = structlog.get_logger(__name__)
 
 
 class UploadLock:
@@ -43,6 +46,41 @@ class UploadLock:
 
     async def release(self) -> None:
         await self._redis.eval(source("release_lock"), 1, self._key, self._token)
+
+
+class KeepAlive:
+    """Renews an upload lock and a user slot every third of the lock's TTL while a request runs.
+
+    Renewal is time-based, not progress-based: a phone on a thin uplink may need minutes for one
+    part and must not lose its lock meanwhile. ``lost`` turns true if another writer took over
+    (the lock expired during a pause); the writer then refuses to commit.
+    """
+
+    def __init__(self, lock: UploadLock, lease: SlotLease, ttl_s: float) -> None:
+        self._lock, self._lease, self._every = lock, lease, ttl_s / 3
+        self.lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                if not await self._lock.renew():
+                    self.lost = True
+                    return
+                await self._lease.renew()
+            except Exception as exc:  # a Redis blip: retry next round; the TTL leaves two more chances
+                log.warning("upload_lock_renew_failed", error=repr(exc))
+
+    async def __aenter__(self) -> KeepAlive:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class UserSlots:

@@ -41,7 +41,7 @@ from media.errors import (
     unsupported_media,
 )
 from media.events import ProgressThrottle, emit
-from media.fairness import SlotLease, UploadLock
+from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
 from media.parts import PartAssembler
 from media.uploads import Upload
@@ -166,7 +166,8 @@ async def patch(ctx: MediaContext, user_id: str, upload_id: str, offset: int, co
                 raise conflict(f"Upload-Offset {offset} does not match the upload's offset {upload.offset}")
             if upload.offset == upload.length:
                 return await finish(ctx, upload)  # a retried final PATCH: hand off (again, idempotently)
-            upload = await _write(ctx, upload, content_length, checksum, body, lock, lease)
+            async with KeepAlive(lock, lease, ctx.media.lock_ttl_s) as keepalive:
+                upload = await _write(ctx, upload, content_length, checksum, body, keepalive)
             if upload.offset == upload.length:
                 upload = await finish(ctx, upload)
             return upload
@@ -175,7 +176,7 @@ async def patch(ctx: MediaContext, user_id: str, upload_id: str, offset: int, co
 
 
 async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, checksum: Checksum | None,
-                 body: AsyncIterator[bytes], lock: UploadLock, lease: SlotLease) -> Upload:
+                 body: AsyncIterator[bytes], keepalive: KeepAlive) -> Upload:
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
     tail = await ctx.store.get(upload.tail_key) if upload.tail_key else None
@@ -210,9 +211,8 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                         while len(etags) < part.number:
                             etags.append("")
                         etags[part.number - 1] = etag
-                        if not await lock.renew():
+                        if keepalive.lost:
                             raise locked()
-                        await lease.renew()
                         if progressive:
                             now = time.monotonic()
                             committed = await uploads.commit(
@@ -230,6 +230,8 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
         if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
             raise checksum_mismatch()
         if asm.offset != committed.offset:
+            if keepalive.lost:
+                raise locked()
             staged = asm.tail(upload.id)
             if staged is not None:
                 new_tail = keys.tail_key(upload.object_key, asm.offset, secrets.token_hex(4))

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import itertools
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
+from starlette.applications import Starlette
 
 from media import keys
+from media.app import upload_routes
+from media.backends import close_store
 from media.context import MediaContext
+from realtime.services import Services
 from tests.media.conftest import (
     RecordingEvents,
     User,
     create_upload,
     jobs_for,
+    make_context,
     make_user,
     mp4_bytes,
     send_patch,
@@ -215,3 +222,25 @@ async def test_parallel_uploads_of_one_user_do_not_mix(client: httpx.AsyncClient
     assert [r.status_code for r in results] == [204, 204, 204]
     for url, data in zip(urls, files, strict=True):
         assert await stored_plaintext(ctx, (await upload_row(db, url))["object_key"]) == data
+
+
+async def test_slow_uplink_keeps_its_lock(ctx: MediaContext, services: Services, user: User,
+                                          db: asyncpg.Pool) -> None:
+    """A request slower than the lock TTL keeps the lock (renewed by time, not by progress)."""
+    slow = await make_context(services, dataclasses.replace(ctx.media, lock_ttl_s=1.0), RecordingEvents())
+    app = Starlette(routes=upload_routes(slow))
+    data = mp4_bytes(3000)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s.test") as c:
+            url = await create_upload(c, user, len(data))
+
+            async def trickle() -> AsyncIterator[bytes]:
+                for i in range(0, len(data), 1000):
+                    yield data[i:i + 1000]
+                    await asyncio.sleep(0.8)  # 2.4 s in all, past the 1 s TTL
+            response = await c.patch(url, content=trickle(), headers={
+                **user.auth, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+            assert response.status_code == 204, response.text
+            assert response.headers["Upload-Offset"] == "3000"
+    finally:
+        await close_store(slow.store)
