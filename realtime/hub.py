@@ -60,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 PRESENCE_KINDS = frozenset((F.PresenceJoin.TYPE, F.PresenceLeave.TYPE))
 CLOSE_WAIT_S = 1.0
+REPLAY_STALL_S = 10.0  # a resuming client that reads nothing for this long is cut off
 
 
 class Transport(Protocol):
@@ -68,6 +69,8 @@ class Transport(Protocol):
     async def send_many(self, frames: list[bytes]) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def denied(message: str, request_id: int = 0) -> ProtocolError:
@@ -104,6 +107,7 @@ class Connection:
         self.closed = asyncio.Event()
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
+        self._written = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{conn_id}")
 
     def push(self, data: bytes, kind: str, *, ephemeral: bool = False) -> None:
@@ -137,6 +141,7 @@ class Connection:
                     OUTBOX_FRAMES.observe(len(frames))
                     OUTBOX_BYTES.observe(sum(map(len, frames)))
                     await self.transport.send_many(frames)
+                    self._written.set()
                 if self.closing and not len(self.outbox):
                     self._flushed.set()
         except asyncio.CancelledError:
@@ -145,6 +150,21 @@ class Connection:
             self.log.debug("write_failed", error=type(exc).__name__)
             self.outbox.closed = True
             self._flushed.set()
+
+    async def writable(self, limit: int, timeout_s: float) -> bool:
+        """Wait until at most ``limit`` bytes are queued (the writer caught up). False on timeout
+        or when the connection is closing. Used to pace large replays instead of overflowing."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.bytes > limit and not self.closing:
+            self._written.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._written.wait(), left)
+            except TimeoutError:
+                return False
+        return not self.closing
 
     async def close(self, code: CloseCode, reason: str, *, reconnect: bool = True, slow: bool = False,
                     reconnect_after_ms: int = 0) -> None:
@@ -174,8 +194,13 @@ class Connection:
         self._writer.cancel()
         try:
             await asyncio.wait_for(self.transport.close(int(code), reason[:120]), CLOSE_WAIT_S)
+            if slow:
+                # The close frame sits behind unread data: give the peer a moment, then cut it off.
+                await asyncio.sleep(CLOSE_WAIT_S)
+                self.transport.abort()
         except Exception as exc:
             self.log.debug("close_failed", error=type(exc).__name__)
+            self.transport.abort()
         self.closed.set()
 
     def stop_writer(self) -> None:
@@ -536,8 +561,16 @@ class Hub:
             return
         conn.push(codec.encode(ok), ok.TYPE)
         sub.offset = top
+        # Pace the replay by the writer: a long gap must not overflow the outbox by itself.
+        pace = self.config.outbox_bytes // 2
         for _, data in missed:
+            if conn.outbox.bytes > pace and not await conn.writable(pace, REPLAY_STALL_S):
+                await conn.close(CloseCode.SLOW_CONSUMER, "slow consumer during resume", slow=True)
+                return
             conn.push(data, "recovered")
+            if sub.buffer is not None and len(sub.buffer) > self.config.max_recover:
+                await conn.close(CloseCode.SLOW_CONSUMER, "too much arrived during resume", slow=True)
+                return
         buffered, sub.buffer = sub.buffer or [], None
         for off, data in buffered:
             if off > sub.offset:

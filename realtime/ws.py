@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -57,6 +57,34 @@ class SocketTransport:
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.ws.close(code=code, reason=reason)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now. A close handshake waits for the peer to read what is
+        buffered, which a stuck client never does; without this its socket would linger."""
+        transport = _transport_of(getattr(self.ws, "_send", None))
+        if transport is not None:
+            transport.abort()
+
+
+def _transport_of(send: object, depth: int = 0) -> Any:
+    """The server's transport behind an ASGI ``send``: the ASGI server's protocol object (uvicorn's
+    ``send`` is a bound method of it), possibly wrapped in middleware closures. ASGI offers no
+    abort, so this is best effort; None when not found."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None and callable(getattr(transport, "abort", None)):
+        return transport
+    if depth >= 4:
+        return None
+    for cell in getattr(send, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if callable(value):
+            found = _transport_of(value, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 async def _close_with(ws: WebSocket, close: CloseCode, error: Error) -> None:
