@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from realtime.limits import FloodGuard, TokenBucket, UserLimits
+from realtime.typing_ import TypingState
+
+
+def test_token_bucket_allows_bursts_then_the_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert all(bucket.take(0.0) for _ in range(5))
+    assert not bucket.take(0.0)
+    assert bucket.take(0.1)  # one token refilled after 100 ms
+    assert not bucket.take(0.1)
+    assert all(bucket.take(10.0) for _ in range(5))  # never more than the burst saved up
+    assert not bucket.take(10.0)
+
+
+def test_flood_guard_counts_refusals_in_a_row() -> None:
+    guard = FloodGuard(limit=3)
+    assert not guard.refuse() and not guard.refuse()
+    guard.allowed()
+    assert not guard.refuse() and not guard.refuse()
+    assert guard.refuse()
+
+
+def test_typing_is_throttled_and_expires() -> None:
+    state = TypingState(throttle_s=2.0, expire_s=5.0)
+    assert state.start("room:r", "u", 0.0)
+    assert not state.start("room:r", "u", 1.0)
+    assert state.start("room:r", "v", 1.0)  # per user
+    assert state.start("room:r", "u", 2.5)
+    assert state.expired(6.0) == [("room:r", "v")]
+    assert state.stop("room:r", "u")
+    assert not state.stop("room:r", "u")  # nothing to announce twice
+    assert state.expired(100.0) == []
+
+
+async def test_user_limits_are_shared_across_nodes(redis: aioredis.Redis) -> None:
+    node_a, node_b = UserLimits(redis), UserLimits(redis)
+    results = [await (node_a if i % 2 else node_b).hit("user-1", "write", 5, 10, now=1000.0) for i in range(7)]
+    assert results == [True] * 5 + [False] * 2
+    assert await node_a.hit("user-1", "write", 5, 10, now=1010.0)  # next window
+    assert await node_a.hit("user-2", "write", 5, 10, now=1000.0)
