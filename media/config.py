@@ -33,6 +33,7 @@ class MediaSettings:
     user_quota: int = 20 * GiB
     part_size: int = 8 * MiB
     user_concurrent_uploads: int = 3
+    user_open_uploads: int = 20
     node_concurrent_uploads: int = 64
     bytes_in_flight: int = 256 * MiB
     upload_expiry_s: int = 24 * 3600
@@ -66,6 +67,7 @@ class MediaSettings:
             # Parts hold whole chunks so a part boundary is always a chunk boundary.
             part_size=part - part % CHUNK_SIZE,
             user_concurrent_uploads=env_int(e, "AMARO_MEDIA_USER_CONCURRENT_UPLOADS", 3, minimum=1),
+            user_open_uploads=env_int(e, "AMARO_MEDIA_USER_OPEN_UPLOADS", 20, minimum=1),
             node_concurrent_uploads=env_int(e, "AMARO_MEDIA_NODE_CONCURRENT_UPLOADS", 64, minimum=1),
             bytes_in_flight=env_int(e, "AMARO_MEDIA_BYTES_IN_FLIGHT", 256 * MiB, minimum=1),
             upload_expiry_s=env_int(e, "AMARO_MEDIA_UPLOAD_EXPIRY", 24 * 3600, minimum=60),

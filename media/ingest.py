@@ -100,7 +100,7 @@ async def create(ctx: MediaContext, user_id: str, length: int, metadata: dict[st
         upload = await uploads.create(
             ctx.db, upload_id=upload_id, user_id=user_id, length=length, object_key=object_key,
             multipart_id=multipart_id, header=data_key.header, metadata=metadata, expires_at=expires_at,
-            quota=ctx.media.user_quota)
+            quota=ctx.media.user_quota, max_open=ctx.media.user_open_uploads)
     except BaseException as exc:
         await ctx.store.abort_multipart(object_key, multipart_id)
         if isinstance(exc, asyncpg.ForeignKeyViolationError):
@@ -227,6 +227,8 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             if hasher is not None:
                 raise  # a checksummed chunk that did not fully arrive is discarded
             interrupted = exc
+            if exc.reason == "idle":  # the stall is not uplink time
+                clock = min(time.monotonic(), clock + ctx.media.idle_timeout_s)
         if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
             raise checksum_mismatch()
         if asm.offset != committed.offset:

@@ -66,15 +66,22 @@ def valid_uuid(text: str) -> bool:
 
 async def create(db: asyncpg.Pool, *, upload_id: str, user_id: str, length: int, object_key: str,
                  multipart_id: str, header: Header, metadata: dict[str, str], expires_at: dt.datetime,
-                 quota: int) -> Upload:
-    """Insert the draft post and the upload in one transaction, inside the user's quota."""
+                 quota: int, max_open: int) -> Upload:
+    """Insert the draft post and the upload in one transaction, inside the user's quota and
+    open-upload limit (each open upload holds a multipart object and a draft post)."""
     post_id = str(uuid.uuid4())
     async with db.acquire() as conn, conn.transaction():
         # Serialise creations per user so two concurrent ones cannot both fit the last free bytes.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('media-quota:' || $1::text))", user_id)
-        used = await conn.fetchval(
-            "SELECT coalesce(sum(length), 0) FROM media_uploads WHERE user_id = $1 AND state = ANY($2::text[])",
+        usage = await conn.fetchrow(
+            """SELECT coalesce(sum(length), 0), count(*) FILTER (WHERE state = 'uploading')
+               FROM media_uploads WHERE user_id = $1 AND state = ANY($2::text[])""",
             user_id, list(LIVE_STATES))
+        assert usage is not None
+        used, open_count = usage[0], usage[1]
+        if open_count >= max_open:
+            raise TusError(f"at most {max_open} unfinished uploads per user; finish or delete one first",
+                           status=429, code="too_many_uploads")
         if used + length > quota:
             raise too_large(f"storage quota exceeded: {used} of {quota} bytes used, {length} more requested")
         await conn.execute("INSERT INTO posts (id, author_id, state) VALUES ($1, $2, 'draft')", post_id, user_id)

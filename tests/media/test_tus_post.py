@@ -91,3 +91,12 @@ async def test_creation_with_upload(client: httpx.AsyncClient, ctx: MediaContext
         "Upload-Checksum": f"sha256 {digest}"})
     assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))
     assert "Upload-Expires" not in done.headers
+
+
+async def test_open_uploads_per_user_are_capped(client: httpx.AsyncClient, ctx: MediaContext,
+                                               db: asyncpg.Pool) -> None:
+    hoarder = await make_user(db)
+    for _ in range(ctx.media.user_open_uploads):
+        assert (await client.post("/uploads/", headers={**hoarder.auth, "Upload-Length": "10"})).status_code == 201
+    refused = await client.post("/uploads/", headers={**hoarder.auth, "Upload-Length": "10"})
+    assert refused.status_code == 429 and refused.headers["Amaro-Error"] == "too_many_uploads"
