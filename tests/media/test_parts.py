@@ -71,3 +71,15 @@ def test_tail_from_another_offset_is_refused(key: DataKey) -> None:
                               tail=asm.tail("u1"))
     with pytest.raises(CryptoError):
         PartAssembler.restore(ChunkCipher(key), length=1000, part_size=PART, offset=10, upload_id="u1", tail=None)
+
+
+def test_memory_is_bounded_by_one_part(key: DataKey) -> None:
+    """Whatever the file size, the assembler holds at most one sealed part plus one chunk."""
+    length = 10 * PART + 12345
+    asm = PartAssembler(ChunkCipher(key), length=length, part_size=PART)
+    message = os.urandom(65_000)  # an odd message size, like a socket read
+    peak = 0
+    while asm.offset < length:
+        asm.feed(message[: min(len(message), length - asm.offset)])
+        peak = max(peak, asm.buffered)
+    assert peak < PART + PART // CHUNK_SIZE * 16 + CHUNK_SIZE
