@@ -744,7 +744,8 @@ class Hub:
         spread_ms = max(500, min(5000, int(timeout_s * 250)))
         for conn in list(self.connections.values()):
             if conn.session.state is State.OPEN:
-                conn.send(conn.session.drain(random.randint(0, spread_ms)))
+                frame = conn.session.drain(random.randint(0, spread_ms))  # checked and recorded
+                conn.push(codec.encode(frame), frame.TYPE)
         try:
             await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic() - CLOSE_WAIT_S * 2))
         except TimeoutError:

@@ -1,0 +1,53 @@
+"""Graceful drain: clients are told to go elsewhere with jitter, then closed; nothing new is accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import asyncpg
+import pytest
+import uvicorn
+import websockets
+
+from protocol import frames as F
+from realtime.app import NodeParts, build_app
+from realtime.config import Settings
+from realtime.serve import uvicorn_config
+from realtime.services import Services
+from tests.conftest import free_port
+from tests.realtime.conftest import make_user
+from tests.realtime.wsclient import Client
+
+
+async def test_drain_tells_clients_to_reconnect_and_closes_them(settings: Settings, services: Services,
+                                                                db: asyncpg.Pool) -> None:
+    node_settings = dataclasses.replace(settings, port=free_port(), node_id="test-drain", drain_timeout_s=4.0)
+    parts = NodeParts.assemble(node_settings, services)
+    server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done()
+        await asyncio.sleep(0.01)
+    url = f"ws://127.0.0.1:{node_settings.port}/ws"
+    try:
+        clients = [await Client.connect(url, await make_user(db)) for _ in range(3)]
+        for c in clients:
+            await c.subscribe(f"user:{c.user}")
+        started = time.monotonic()
+        await parts.hub.drain()
+        assert time.monotonic() - started < node_settings.drain_timeout_s
+        for c in clients:
+            drain = await c.expect(F.Drain)
+            assert 0 <= drain.reconnect_after_ms <= 5000
+            bye = await c.expect(F.Disconnect)
+            assert bye.code == 4010 and bye.reconnect
+            with pytest.raises(websockets.ConnectionClosed):
+                await c.recv(timeout=5)
+            assert c.ws.close_code == 4010
+        with pytest.raises(websockets.InvalidStatus):
+            await Client.connect(url, await make_user(db))
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)

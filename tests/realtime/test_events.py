@@ -1,0 +1,83 @@
+"""EventSink (used by media/NARA without a hub) and abuse handling on a live node."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import msgpack
+import pytest
+import websockets
+
+from protocol import frames as F
+from protocol.errors import ErrorCode
+from realtime.events import EventSink
+from realtime.services import Services
+from tests.conftest import RunningNode
+from tests.realtime.conftest import make_user
+from tests.realtime.wsclient import Client
+
+
+async def test_media_events_are_durable_deduplicated_and_delivered(running_node: RunningNode,
+                                                                    services: Services, db: asyncpg.Pool) -> None:
+    user = await make_user(db)
+    sink = EventSink.from_services(services)
+    client = await Client.connect(running_node.ws_url, user)
+    sub = await client.subscribe(f"user:{user}")
+    await sink.media_event(user, "up-1", "post-1", "received", {})
+    await sink.media_event(user, "up-1", "post-1", "good_enough", {"renditions": ["360p"]})
+    await sink.media_event(user, "up-1", "post-1", "good_enough", {"renditions": ["360p"]})  # a retried job
+    await sink.feed_update(user, "post.created", {"post": "post-1"})
+    got = [await client.expect(F.MediaEvent) for _ in range(2)]
+    assert [(e.phase, e.offset) for e in got] == [("received", 1), ("good_enough", 2)]
+    assert got[1].data == {"renditions": ["360p"]} and got[1].upload == "up-1"
+    feed = await client.expect(F.FeedUpdate)
+    assert feed.kind == "post.created" and feed.offset == 3
+    await client.close()
+    # A client that missed them resumes from PostgreSQL/Redis with the same positions.
+    again = await Client.connect(running_node.ws_url, user)
+    resumed = await again.subscribe(f"user:{user}", epoch=sub.epoch, offset=0)
+    assert resumed.recovered and resumed.offset == 3
+    replay = [await again.recv() for _ in range(3)]
+    assert [getattr(f, "mid", "") for f in replay] == [got[0].mid, got[1].mid, feed.mid]
+    await again.close()
+    with pytest.raises(ValueError):
+        await sink.media_event(user, "up-1", "", "teleported", {})
+
+
+async def test_floods_are_refused_then_disconnected(running_node: RunningNode, db: asyncpg.Pool) -> None:
+    client = await Client.connect(running_node.ws_url, await make_user(db))
+    for i in range(400):
+        await client.send(F.Ping(id=i + 1))
+    limited = 0
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            frame = await client.recv(timeout=10)
+            if isinstance(frame, F.Error):
+                assert frame.code == ErrorCode.RATE_LIMITED
+                limited += 1
+    assert limited > 0
+    assert client.ws.close_code == 4009
+
+
+async def test_garbage_never_breaks_the_node(running_node: RunningNode, db: asyncpg.Pool) -> None:
+    user = await make_user(db)
+    client = await Client.connect(running_node.ws_url, user)
+    bad = [
+        msgpack.packb({"t": "sub", "id": 1, "ch": "room:../../etc"}),
+        msgpack.packb({"t": "chat.send", "id": 2, "room": "x" * 64, "cmid": "c", "body": "hi"}),
+        msgpack.packb({"t": "react", "id": 3, "target_kind": "post", "target_id": "nope", "emoji": "x"}),
+        msgpack.packb({"t": "react", "id": 4, "target_kind": "message", "target_id": "nope", "emoji": "x"}),
+        msgpack.packb({"t": "pub", "id": 5, "ch": f"user:{user}", "key": "k", "data": 1}),  # not subscribed
+        msgpack.packb({"t": "typing", "ch": f"user:{user}"}),  # not subscribed
+        msgpack.packb({"t": "chat.history", "id": 6, "room": "00000000-0000-0000-0000-000000000000"}),
+        msgpack.packb({"t": "unsub", "id": 7, "ch": f"user:{user}"}),
+    ]
+    for data in bad:
+        await client.ws.send(data)
+    errors = [await client.expect(F.Error) for _ in range(7)]
+    assert all(e.code in (ErrorCode.INVALID_FIELD, ErrorCode.CHANNEL_NOT_FOUND, ErrorCode.NOT_FOUND,
+                          ErrorCode.NOT_SUBSCRIBED, ErrorCode.PERMISSION_DENIED) for e in errors), errors
+    await client.send(F.Ping(id=99))
+    assert await client.expect(F.Pong) == F.Pong(id=99)
+    await asyncio.wait_for(client.close(), 5)
