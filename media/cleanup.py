@@ -34,11 +34,16 @@ async def sweep_once(ctx: MediaContext) -> dict[str, int]:
         try:
             if await discard(ctx, upload, "expired") is not None:
                 expired += 1
+        except Exception as exc:  # one broken upload must not stop the sweep of the others
+            log.error("media_expire_failed", upload_id=upload.id, error=repr(exc))
         finally:
             await lock.release()
     for upload in await uploads.stuck_handoffs(ctx.db, HANDOFF_GRACE_S):
-        await finish(ctx, upload)
-        handed_off += 1
+        try:
+            await finish(ctx, upload)
+            handed_off += 1
+        except Exception as exc:
+            log.error("media_handoff_failed", upload_id=upload.id, error=repr(exc))
     if expired or handed_off:
         log.info("media_sweep", expired=expired, handed_off=handed_off)
     return {"expired": expired, "handed_off": handed_off}

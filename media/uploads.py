@@ -164,14 +164,17 @@ async def end(db: asyncpg.Pool, upload: Upload, state: str) -> Upload | None:
 
 async def due_for_expiry(db: asyncpg.Pool, limit: int = 100) -> list[Upload]:
     rows = await db.fetch(
-        "SELECT * FROM media_uploads WHERE state = 'uploading' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
-        limit)
+        """SELECT * FROM media_uploads WHERE state = 'uploading' AND expires_at <= now() AND "offset" < length
+           ORDER BY expires_at LIMIT $1""", limit)
     return [Upload.from_row(r) for r in rows]
 
 
 async def stuck_handoffs(db: asyncpg.Pool, older_than_s: float, limit: int = 100) -> list[Upload]:
+    """Fully received uploads a crashed node left before publishing or before enqueueing."""
     rows = await db.fetch(
-        """SELECT * FROM media_uploads WHERE state = 'complete'
-           AND completed_at < now() - make_interval(secs => $1) ORDER BY completed_at LIMIT $2""",
+        """SELECT * FROM media_uploads
+           WHERE (state = 'complete' AND completed_at < now() - make_interval(secs => $1))
+              OR (state = 'uploading' AND "offset" = length AND updated_at < now() - make_interval(secs => $1))
+           ORDER BY updated_at LIMIT $2""",
         older_than_s, limit)
     return [Upload.from_row(r) for r in rows]

@@ -8,9 +8,11 @@ import redis.asyncio as aioredis
 
 from media import keys
 from media.cleanup import sweep_once
+from media.config import CHUNK_SIZE
 from media.context import MediaContext
-from media.crypto import read_header
+from media.crypto import TAG, DataKey, encrypt_bytes, read_header
 from media.rotation import rewrap_objects
+from media.uploads import Upload
 from tests.media.conftest import User, create_upload, jobs_for, mp4_bytes, send_patch, stored_plaintext
 
 
@@ -86,3 +88,26 @@ async def test_rewrap_moves_objects_to_the_newest_key(client: httpx.AsyncClient,
     row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", open_url.rsplit("/", 1)[1])
     assert (await read_header(ctx.store, row["object_key"])).key_id == new_key
     assert await stored_plaintext(ctx, row["object_key"]) == data
+
+
+async def test_sweep_publishes_a_fully_received_upload_left_by_a_crash(
+        client: httpx.AsyncClient, ctx: MediaContext, user: User, db: asyncpg.Pool, redis: aioredis.Redis) -> None:
+    """The last byte was committed, then the node died before publishing: the sweep finishes it (even
+    past its expiry: a complete upload is never thrown away)."""
+    data = mp4_bytes(200_000, seed=8)
+    url = await create_upload(client, user, len(data))
+    upload_id = url.rsplit("/", 1)[1]
+    row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", upload_id)
+    # What the dead node had written: both parts of the sealed object (parts hold 2 chunks here).
+    stored = encrypt_bytes(DataKey.open(ctx.keyring, Upload.from_row(row).header), data)
+    sealed_part = 2 * (CHUNK_SIZE + TAG)
+    etag = await ctx.store.upload_part(row["object_key"], row["multipart_id"], 1, stored[:sealed_part])
+    etag2 = await ctx.store.upload_part(row["object_key"], row["multipart_id"], 2, stored[sealed_part:])
+    await db.execute(
+        """UPDATE media_uploads SET "offset" = length, parts = $2, content_type = 'video/mp4',
+           updated_at = now() - interval '1 hour', expires_at = now() - interval '1 minute' WHERE id = $1""",
+        upload_id, [etag, etag2])
+    await sweep_once(ctx)
+    assert (await db.fetchval("SELECT state FROM media_uploads WHERE id = $1", upload_id)) == "enqueued"
+    assert await stored_plaintext(ctx, row["object_key"]) == data
+    assert len(await jobs_for(redis, upload_id)) == 1
