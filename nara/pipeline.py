@@ -22,7 +22,7 @@ import structlog
 from nara import metrics
 from nara import transcode as tx
 from nara.complexity import measure
-from nara.errors import BadJob, EncodeFailed, Truncated
+from nara.errors import BadJob, EncodeFailed, StorageFailed, Truncated
 from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
 from nara.hls import MediaPlaylist, VariantStats, master_playlist, parse_media_playlist, storyboard_vtt, variant_stats
 from nara.planner import Audience, Plan, Rendition, first_id, first_rendition, plan, plan_from_dict
@@ -134,6 +134,9 @@ async def run_job(job: Job, ctx: Context) -> dict[str, object]:
     try:
         src = work / "source"  # no extension: demuxers are chosen by content, never by name
         await ctx.store.fetch_to(job.object_key, src)
+        fetched = (await asyncio.to_thread(src.stat)).st_size
+        if job.size and fetched != job.size:
+            raise StorageFailed(f"fetched {fetched} bytes of {job.object_key}, the upload had {job.size}")
         p = await probe(src, ctx.tools, ctx.settings.limits)
         log.info("probed", kind=p.kind, width=p.width, height=p.height, fps=p.fps, duration=p.duration_s)
         if p.kind == "image":
@@ -231,8 +234,9 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     ladder_dir = work / "ladder"
     for r in the_plan.ladder:
         await asyncio.to_thread((ladder_dir / r.name).mkdir, parents=True)
+    preview, sprite = work / "preview.mp4", work / "storyboard.jpg"
     t0 = time.monotonic()
-    await tx.run_ffmpeg(tx.phase2_args(ctx.tools, src, ladder_dir, the_plan, p, limits),
+    await tx.run_ffmpeg(tx.phase2_args(ctx.tools, src, ladder_dir, the_plan, p, limits, preview, sprite),
                         timeout_s=ctx.settings.phase2_timeout(p.duration_s), limits=limits, what="ladder")
     metrics.ENCODE_SPEED.labels("phase2").observe(p.duration_s / max(time.monotonic() - t0, 1e-3))
 
@@ -256,14 +260,7 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     master = work / "master.m3u8"
     await asyncio.to_thread(master.write_text, master_playlist(variants))
 
-    preview = work / "preview.mp4"
-    await tx.run_ffmpeg(tx.preview_args(ctx.tools, src, preview, p, limits),
-                        timeout_s=ctx.settings.phase1_timeout(tx.PREVIEW_S), limits=limits, what="preview")
     geo = tx.storyboard_geometry(p)
-    sprite = work / "storyboard.jpg"
-    await tx.run_ffmpeg(tx.storyboard_args(ctx.tools, src, sprite, geo, limits),
-                        timeout_s=ctx.settings.phase2_timeout(p.duration_s) / 4, limits=limits,
-                        what="storyboard")
     vtt = work / "storyboard.vtt"
     await asyncio.to_thread(vtt.write_text, storyboard_vtt(
         geo.count, geo.interval_s, geo.columns, geo.tile_w, geo.tile_h, "storyboard.jpg", p.duration_s))

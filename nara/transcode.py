@@ -129,39 +129,6 @@ def phase1_args(tools: Tools, src: Path, playlist: Path, poster: Path, first: Re
     return [*argv, "-map", "[poster]", "-map_metadata", "-1", *image_out_args(poster)]
 
 
-def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe,
-                limits: Limits) -> list[str]:
-    """The whole ladder in one ffmpeg run: the source is decoded once and split."""
-    n = len(plan.ladder)
-    graph = [f"[0:v:0]split={n}" + "".join(f"[s{i}]" for i in range(n))]
-    for i, r in enumerate(plan.ladder):
-        graph.append(f"[s{i}]fps={r.fps:g},{_scale(r.width, r.height)}[v{i}]")
-    with_audio = probe.has_audio and any(r.audio_kbps for r in plan.ladder)
-    if with_audio:
-        # Single-pass loudnorm to the usual streaming target; it resamples to 192 kHz internally.
-        graph.append("[0:a:0]loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000,"
-                     f"asplit={n}" + "".join(f"[a{i}]" for i in range(n)))
-    argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]
-    for i, r in enumerate(plan.ladder):
-        argv += ["-map", f"[v{i}]", *video_codec_args(r, plan.segment_s, limits.threads)]
-        if with_audio:
-            argv += ["-map", f"[a{i}]", *audio_codec_args(r)]
-        argv += ["-map_metadata", "-1", *hls_args(plan.segment_s, outdir / r.name / "index.m3u8", "vod")]
-    return argv
-
-
-def preview_args(tools: Tools, src: Path, out: Path, probe: Probe, limits: Limits) -> list[str]:
-    """A short muted MP4 loop (smaller than an animated WebP and plays everywhere)."""
-    length = min(PREVIEW_S, probe.duration_s)
-    start = max(0.0, min(probe.duration_s * 0.25, probe.duration_s - length))
-    width = min(probe.width, 320) if probe.width >= probe.height else min(probe.width, 180)
-    return [*_head(tools, limits), "-ss", f"{start:.3f}", "-t", f"{length:.3f}", *_untrusted(src, limits),
-            "-map", "0:v:0", "-an", "-vf", f"fps=15,scale={width}:-2:flags=bicubic,format=yuv420p",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-profile:v", "main",
-            "-threads", str(limits.threads), "-movflags", "+faststart", "-map_metadata", "-1",
-            f"file:{out}"]
-
-
 @dataclass(frozen=True, slots=True)
 class StoryboardGeometry:
     count: int
@@ -181,12 +148,52 @@ def storyboard_geometry(probe: Probe) -> StoryboardGeometry:
     return StoryboardGeometry(count, round(interval, 3), columns, rows, STORYBOARD_TILE_W, tile_h)
 
 
-def storyboard_args(tools: Tools, src: Path, out: Path, geo: StoryboardGeometry,
-                    limits: Limits) -> list[str]:
-    chain = (f"fps=1/{geo.interval_s:g},scale={geo.tile_w}:{geo.tile_h}:flags=bicubic,"
-             f"tile={geo.columns}x{geo.rows}")
-    return [*_head(tools, limits), *_untrusted(src, limits), "-map", "0:v:0", "-an", "-vf", chain,
-            "-frames:v", "1", "-q:v", "5", f"file:{out}"]
+def _preview_graph(probe: Probe, label_in: str, label_out: str) -> str:
+    length = min(PREVIEW_S, probe.duration_s)
+    start = max(0.0, min(probe.duration_s * 0.25, probe.duration_s - length))
+    width = min(probe.width, 320) if probe.width >= probe.height else min(probe.width, 180)
+    return (f"[{label_in}]trim=start={start:.3f}:duration={length:.3f},setpts=PTS-STARTPTS,fps=15,"
+            f"scale={width}:-2:flags=bicubic,setsar=1,format=yuv420p[{label_out}]")
+
+
+def _storyboard_graph(geo: StoryboardGeometry, label_in: str, label_out: str) -> str:
+    return (f"[{label_in}]fps=1/{geo.interval_s:g},scale={geo.tile_w}:{geo.tile_h}:flags=bicubic,"
+            f"setsar=1,tile={geo.columns}x{geo.rows}[{label_out}]")
+
+
+def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe, limits: Limits,
+                preview: Path | None = None, storyboard: Path | None = None) -> list[str]:
+    """The whole ladder in one ffmpeg run: the source is decoded once and split, and the same
+    decode feeds the animated preview (a short muted MP4 loop: smaller than an animated WebP,
+    plays everywhere) and the storyboard sprite sheet."""
+    n = len(plan.ladder)
+    extra = [label for label, path in (("sp", preview), ("sb", storyboard)) if path is not None]
+    graph = [f"[0:v:0]split={n + len(extra)}" + "".join(f"[s{i}]" for i in range(n))
+             + "".join(f"[{label}]" for label in extra)]
+    for i, r in enumerate(plan.ladder):
+        graph.append(f"[s{i}]fps={r.fps:g},{_scale(r.width, r.height)}[v{i}]")
+    if preview is not None:
+        graph.append(_preview_graph(probe, "sp", "preview"))
+    if storyboard is not None:
+        graph.append(_storyboard_graph(storyboard_geometry(probe), "sb", "board"))
+    with_audio = probe.has_audio and any(r.audio_kbps for r in plan.ladder)
+    if with_audio:
+        # Single-pass loudnorm to the usual streaming target; it resamples to 192 kHz internally.
+        graph.append("[0:a:0]loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000,"
+                     f"asplit={n}" + "".join(f"[a{i}]" for i in range(n)))
+    argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]
+    for i, r in enumerate(plan.ladder):
+        argv += ["-map", f"[v{i}]", *video_codec_args(r, plan.segment_s, limits.threads)]
+        if with_audio:
+            argv += ["-map", f"[a{i}]", *audio_codec_args(r)]
+        argv += ["-map_metadata", "-1", *hls_args(plan.segment_s, outdir / r.name / "index.m3u8", "vod")]
+    if preview is not None:
+        argv += ["-map", "[preview]", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30",
+                 "-profile:v", "main", "-threads", str(limits.threads), "-movflags", "+faststart",
+                 "-map_metadata", "-1", f"file:{preview}"]
+    if storyboard is not None:
+        argv += ["-map", "[board]", "-map_metadata", "-1", *image_out_args(storyboard, quality=5)]
+    return argv
 
 
 def image_args(tools: Tools, src: Path, outdir: Path, widths: tuple[int, ...], probe: Probe,

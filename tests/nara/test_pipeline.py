@@ -72,12 +72,15 @@ async def test_two_phases_master_playlist_and_extras(ctx: Context, tools: Tools,
         fmt = _ffprobe(tools, root / r["playlist"], "-show_format")["format"]
         assert isinstance(fmt, dict)
         assert abs(float(fmt["duration"]) - 5.0) <= 2.0  # within one segment of the source
-    assert (root / str(data["preview"])).stat().st_size > 0
+    preview = _ffprobe(tools, root / str(data["preview"]), "-show_streams", "-show_format")
+    assert isinstance(preview["streams"], list) and len(preview["streams"]) == 1  # muted
+    assert isinstance(preview["format"], dict) and 2.5 <= float(preview["format"]["duration"]) <= 3.5
     board = data["storyboard"]
     assert isinstance(board, dict)
     vtt = (root / board["vtt"]).read_text()
-    assert vtt.startswith("WEBVTT") and "#xywh=" in vtt
-    assert (root / board["sprite"]).stat().st_size > 0
+    assert vtt.startswith("WEBVTT") and vtt.count("#xywh=") == 5
+    sprite = _ffprobe(tools, root / board["sprite"], "-f", "jpeg_pipe", "-show_streams")["streams"]
+    assert isinstance(sprite, list) and (sprite[0]["width"], sprite[0]["height"]) == (5 * 160, 90)
     plan_doc = json.loads((root / Outputs.plan_key("up1")).read_text())
     assert plan_doc["reasons"] and str(data["master"]).startswith(f"media/up1/{data['plan_id']}/")
     assert not (ctx.settings.workdir / "up1").exists()  # work directory cleaned

@@ -39,9 +39,7 @@ def test_every_builder_guards_its_input(tmp_path: Path) -> None:
     builders = [
         tx.phase1_args(tools, s, tmp_path / "fast" / "index.m3u8", tmp_path / "poster.jpg",
                        first_rendition(p, None)[0], 2.0, p, limits),
-        tx.phase2_args(tools, s, tmp_path, the_plan, p, limits),
-        tx.preview_args(tools, s, tmp_path / "preview.mp4", p, limits),
-        tx.storyboard_args(tools, s, tmp_path / "sb.jpg", tx.storyboard_geometry(p), limits),
+        tx.phase2_args(tools, s, tmp_path, the_plan, p, limits, tmp_path / "pv.mp4", tmp_path / "sb.jpg"),
         tx.placeholder_args(tools, s, tmp_path / "ph.jpg", limits),
     ]
     for argv in builders:
