@@ -100,13 +100,14 @@ async def test_patch_past_the_end_stores_nothing(client: httpx.AsyncClient, user
 
 
 async def test_lying_upload_length_never_completes(client: httpx.AsyncClient, user: User, db: asyncpg.Pool,
-                                                   redis: aioredis.Redis) -> None:
+                                                   redis: aioredis.Redis, ctx: MediaContext) -> None:
     data = mp4_bytes(5000)
     url = await create_upload(client, user, 10_000)  # declares more than it will send
     assert (await send_patch(client, user, url, 0, data)).status_code == 204
     row = await upload_row(db, url)
     assert row["state"] == "uploading" and row["offset"] == 5000
     assert await jobs_for(redis, str(row["id"])) == []
+    assert not await ctx.store.exists(row["object_key"])  # no partial object is ever published
 
 
 async def test_headers_are_validated(client: httpx.AsyncClient, user: User) -> None:
@@ -244,3 +245,28 @@ async def test_slow_uplink_keeps_its_lock(ctx: MediaContext, services: Services,
             assert response.headers["Upload-Offset"] == "3000"
     finally:
         await close_store(slow.store)
+
+
+async def test_a_stalled_upload_does_not_block_others(client: httpx.AsyncClient, ctx: MediaContext, user: User,
+                                                      db: asyncpg.Pool) -> None:
+    staller, other = user, await make_user(db)
+    stalled_url = await create_upload(client, staller, 100_000)
+    release = asyncio.Event()
+
+    async def stall() -> AsyncIterator[bytes]:
+        yield mp4_bytes(1000)
+        await release.wait()
+        yield mp4_bytes(2000)[1000:]
+    stalled = asyncio.create_task(client.patch(stalled_url, content=stall(), headers={
+        **staller.auth, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}))
+    await asyncio.sleep(0.2)
+    data = mp4_bytes(300_000, seed=4)
+    url = await create_upload(client, other, len(data))
+    assert (await send_patch(client, other, url, 0, data)).status_code == 204
+    assert await stored_plaintext(ctx, (await upload_row(db, url))["object_key"]) == data
+    # Same user, different upload: also fine (the stalled one holds a single slot).
+    own = await create_upload(client, staller, 1000)
+    assert (await send_patch(client, staller, own, 0, mp4_bytes(1000))).status_code == 204
+    release.set()
+    response = await stalled
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "2000"
