@@ -64,7 +64,11 @@ REPLAY_STALL_S = 10.0  # a resuming client that reads nothing for this long is c
 
 
 class Transport(Protocol):
-    """One socket. ``send_many`` writes frames in order (one WebSocket message each)."""
+    """One socket. ``try_write`` writes frames now (one WebSocket message each, one system call
+    for all of them) when the socket can take them, else returns False and the hub falls back to
+    ``send_many``, which waits for the socket to drain."""
+
+    def try_write(self, frames: list[bytes]) -> bool: ...
 
     async def send_many(self, frames: list[bytes]) -> None: ...
 
@@ -87,11 +91,18 @@ class Subscription:
 
 
 class Connection:
-    """One authenticated socket on this node."""
+    """One authenticated socket on this node.
+
+    Writing: frames queued during one loop tick are flushed together by one ``call_soon`` callback,
+    synchronously when the socket is writable (no task per idle connection). Only a socket under
+    backpressure gets a writer task, which waits for it to drain; meanwhile the outbox absorbs, up
+    to its bound."""
+
+    __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closed", "closing",
+                 "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
 
     def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
         config = hub.config
-        now = time.monotonic()
         self.hub = hub
         self.transport = transport
         self.session = session
@@ -100,28 +111,37 @@ class Connection:
         self.outbox = Outbox(config.outbox_bytes)
         self.subs: dict[str, Subscription] = {}
         self.presence_channels: set[str] = set()
-        self.bucket = TokenBucket(config.frame_rate, config.frame_burst, now)
+        self.bucket = TokenBucket(config.frame_rate, config.frame_burst, time.monotonic())
         self.flood = FloodGuard(config.flood_limit)
-        self.log = log.bind(conn=conn_id, user_id=user)
         self.closing = False
         self.closed = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._flushed = asyncio.Event()
+        self._log: Any = None
+        self._scheduled = False
+        self._writer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{conn_id}")
 
-    def push(self, data: bytes, kind: str, *, ephemeral: bool = False) -> None:
-        """Queue encoded bytes. Never blocks; a client that cannot keep up is disconnected."""
+    @property
+    def log(self) -> Any:
+        if self._log is None:  # bound lazily: most connections never log
+            self._log = log.bind(conn=self.id, user_id=self.user)
+        return self._log
+
+    def push(self, data: bytes, kind: str, *, ephemeral: bool = False) -> bool:
+        """Queue encoded bytes. Never blocks; a client that cannot keep up is disconnected.
+        Returns True when queued (``kind`` is counted by the caller for broadcasts)."""
         verdict = self.outbox.push(data, ephemeral=ephemeral)
         if verdict is Verdict.QUEUED:
-            FRAMES_OUT.labels(kind).inc()
-            self._wake.set()
-        elif verdict is Verdict.DROPPED:
+            if not self._scheduled and self._writer is None:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+            return True
+        if verdict is Verdict.DROPPED:
             if not self.closing:
                 DROPS.labels("outbox_ephemeral").inc()
         else:
             DROPS.labels("slow_consumer").inc()
             self.hub.spawn(self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full", slow=True))
+        return False
 
     def send(self, frame: F.Frame) -> None:
         """Queue a reply or notice after the session checked it may be sent now."""
@@ -129,27 +149,45 @@ class Connection:
             self.session.send(frame)
         except ProtocolError:
             return  # e.g. an answer after the socket closed
-        self.push(codec.encode(frame), frame.TYPE, ephemeral=isinstance(frame, F.TypingNotice))
+        if self.push(codec.encode(frame), frame.TYPE, ephemeral=isinstance(frame, F.TypingNotice)):
+            FRAMES_OUT.labels(frame.TYPE).inc()
 
-    async def _write_loop(self) -> None:
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._writer is not None:
+            return  # the writer task takes what is queued when the socket drains
+        frames = self.outbox.take()
+        if not frames:
+            return
+        OUTBOX_FRAMES.observe(len(frames))
+        OUTBOX_BYTES.observe(sum(map(len, frames)))
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
+            if self.transport.try_write(frames):
+                self._written.set()
+                return
+        except Exception as exc:
+            self._write_failed(exc)
+            return
+        self._writer = asyncio.create_task(self._write_loop(frames), name=f"writer-{self.id}")
+
+    async def _write_loop(self, frames: list[bytes]) -> None:
+        try:
+            while frames:
+                await self.transport.send_many(frames)
+                self._written.set()
                 frames = self.outbox.take()
-                if frames:
-                    OUTBOX_FRAMES.observe(len(frames))
-                    OUTBOX_BYTES.observe(sum(map(len, frames)))
-                    await self.transport.send_many(frames)
-                    self._written.set()
-                if self.closing and not len(self.outbox):
-                    self._flushed.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-write
+            self._write_failed(exc)
+        finally:
+            self._writer = None
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if not self.closing:
             self.log.debug("write_failed", error=type(exc).__name__)
-            self.outbox.closed = True
-            self._flushed.set()
+        self.outbox.clear()
+        self.outbox.closed = True
 
     async def writable(self, limit: int, timeout_s: float) -> bool:
         """Wait until at most ``limit`` bytes are queued (the writer caught up). False on timeout
@@ -169,7 +207,7 @@ class Connection:
     async def close(self, code: CloseCode, reason: str, *, reconnect: bool = True, slow: bool = False,
                     reconnect_after_ms: int = 0) -> None:
         """Send ``disconnect`` (with a resume hint when ``reconnect``) and close with ``code``.
-        Bounded: a client that does not read is cut off after ``CLOSE_WAIT_S``."""
+        Bounded: a client that does not read is cut off after about ``2 * CLOSE_WAIT_S``."""
         if self.closing:
             return
         self.closing = True
@@ -186,12 +224,13 @@ class Connection:
         self.outbox.closed = False
         self.outbox.push(codec.encode(frame))
         self.outbox.closed = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._flushed.wait(), CLOSE_WAIT_S)
-        except TimeoutError:
-            pass
-        self._writer.cancel()
+        self._flush()
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), CLOSE_WAIT_S)
+            except (TimeoutError, Exception):
+                writer.cancel()
         try:
             await asyncio.wait_for(self.transport.close(int(code), reason[:120]), CLOSE_WAIT_S)
             if slow:
@@ -204,7 +243,9 @@ class Connection:
         self.closed.set()
 
     def stop_writer(self) -> None:
-        self._writer.cancel()
+        self.outbox.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
 
 
 @dataclass(eq=False, slots=True)
@@ -453,10 +494,13 @@ class Hub:
             return
         if routed.offset < 0:
             presence_only = routed.kind in PRESENCE_KINDS
+            queued = 0
             for sub in list(lc.subs.values()):
                 if presence_only and not sub.presence:
                     continue
-                sub.conn.push(routed.payload, routed.kind, ephemeral=True)
+                queued += sub.conn.push(routed.payload, routed.kind, ephemeral=True)
+            if queued:
+                FRAMES_OUT.labels(routed.kind).inc(queued)
             return
         if not lc.ready:
             lc.early.append(routed)
@@ -477,12 +521,15 @@ class Hub:
 
     def _fanout(self, lc: LocalChannel, offset: int, data: bytes, kind: str) -> None:
         lc.last = offset
+        queued = 0
         for sub in list(lc.subs.values()):
             if sub.buffer is not None:
                 sub.buffer.append((offset, data))
             elif offset > sub.offset:
                 sub.offset = offset
-                sub.conn.push(data, kind)
+                queued += sub.conn.push(data, kind)
+        if queued:
+            FRAMES_OUT.labels(kind).inc(queued)
 
     async def read_range(self, channel: str, after: int, upto: int) -> list[tuple[int, bytes]]:
         """Stored events ``after < offset <= upto``: from Redis when it holds them all, else from

@@ -42,14 +42,35 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
 
 
 class SocketTransport:
-    """``hub.Transport`` over a Starlette WebSocket."""
+    """``hub.Transport`` over a Starlette WebSocket.
 
-    __slots__ = ("ws",)
+    Fast path: under uvicorn's sans-I/O websockets protocol, the frames of one flush are framed by
+    that protocol object and handed to the socket in one ``transport.write`` (coalescing; no await,
+    no task). ASGI has no such call, so this reaches behind ``send``; with any other server, or while
+    the socket is paused by backpressure, frames go through plain ASGI ``send`` messages."""
+
+    __slots__ = ("_proto", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
+        self._proto = _sansio_protocol(getattr(ws, "_send", None))
+
+    def try_write(self, frames: list[bytes]) -> bool:
+        proto = self._proto
+        if proto is None or proto.close_sent or proto.disconnected or not proto.writable.is_set():
+            return False
+        conn = proto.conn
+        for data in frames:
+            conn.send_binary(data)
+        proto.transport.write(b"".join(conn.data_to_send()))
+        return True
 
     async def send_many(self, frames: list[bytes]) -> None:
+        proto = self._proto
+        if proto is not None:
+            await proto.writable.wait()
+            if self.try_write(frames):
+                return
         send = self.ws.send
         for data in frames:
             await send({"type": "websocket.send", "bytes": data})
@@ -61,18 +82,19 @@ class SocketTransport:
     def abort(self) -> None:
         """Drop the TCP connection now. A close handshake waits for the peer to read what is
         buffered, which a stuck client never does; without this its socket would linger."""
-        transport = _transport_of(getattr(self.ws, "_send", None))
-        if transport is not None:
-            transport.abort()
+        owner = _asgi_owner(getattr(self.ws, "_send", None))
+        if owner is not None:
+            owner.transport.abort()
 
 
-def _transport_of(send: object, depth: int = 0) -> Any:
-    """The server's transport behind an ASGI ``send``: the ASGI server's protocol object (uvicorn's
-    ``send`` is a bound method of it), possibly wrapped in middleware closures. ASGI offers no
-    abort, so this is best effort; None when not found."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+def _asgi_owner(send: object, depth: int = 0) -> Any:
+    """The ASGI server's protocol object behind ``send`` (uvicorn's ``send`` is a bound method of
+    it), looking through middleware closures; it must have a ``transport`` that can abort. None
+    when not found: every caller has a plain-ASGI fallback."""
+    owner = getattr(send, "__self__", None)
+    transport = getattr(owner, "transport", None)
     if transport is not None and callable(getattr(transport, "abort", None)):
-        return transport
+        return owner
     if depth >= 4:
         return None
     for cell in getattr(send, "__closure__", None) or ():
@@ -81,10 +103,21 @@ def _transport_of(send: object, depth: int = 0) -> Any:
         except ValueError:
             continue
         if callable(value):
-            found = _transport_of(value, depth + 1)
+            found = _asgi_owner(value, depth + 1)
             if found is not None:
                 return found
     return None
+
+
+def _sansio_protocol(send: object) -> Any:
+    owner = _asgi_owner(send)
+    needed = ("conn", "writable", "close_sent", "disconnected")
+    if owner is None or not all(hasattr(owner, name) for name in needed):
+        return None
+    conn = owner.conn
+    if not (callable(getattr(conn, "send_binary", None)) and callable(getattr(conn, "data_to_send", None))):
+        return None
+    return owner
 
 
 async def _close_with(ws: WebSocket, close: CloseCode, error: Error) -> None:
@@ -150,21 +183,18 @@ async def serve_socket(ws: WebSocket, node: HubNode) -> None:
     if user is None:
         return
     conn = await hub.connect(SocketTransport(ws), session, conn_id, user)
-    reader = asyncio.create_task(_read_loop(ws, conn), name=f"reader-{conn_id}")
-    closed = asyncio.create_task(conn.closed.wait(), name=f"closed-{conn_id}")
     try:
-        await asyncio.wait((reader, closed), return_when=asyncio.FIRST_COMPLETED)
+        # Runs until the peer goes: closing or aborting the socket from the hub side also ends it
+        # (the server delivers ``websocket.disconnect``).
+        await _read_loop(ws, conn)
     finally:
-        for task in (reader, closed):
-            task.cancel()
-        await asyncio.gather(reader, closed, return_exceptions=True)
         await hub.disconnected(conn)
 
 
 async def _read_loop(ws: WebSocket, conn: Connection) -> None:
     hub = conn.hub
     try:
-        while not conn.closing:
+        while True:
             try:
                 data = await _receive_bytes(ws)
             except ProtocolError as exc:  # a text message: answer, keep serving

@@ -35,6 +35,9 @@ async def test_drain_tells_clients_to_reconnect_and_closes_them(settings: Settin
         clients = [await Client.connect(url, await make_user(db)) for _ in range(3)]
         for c in clients:
             await c.subscribe(f"user:{c.user}")
+        # Under uvicorn the coalescing fast path is in use (one transport.write per flush).
+        assert all(conn.transport._proto is not None  # type: ignore[attr-defined]
+                   for conn in parts.hub.hub.connections.values())
         started = time.monotonic()
         await parts.hub.drain()
         assert time.monotonic() - started < node_settings.drain_timeout_s
