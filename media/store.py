@@ -4,7 +4,8 @@
 streamed reads of large ones. ``MultipartStore`` is the S3-style multipart capability the tus
 handler writes originals with: parts are numbered from 1, any part may be uploaded again (the last
 write wins) and only the parts named at completion form the object. Optional capabilities are
-separate protocols the caller checks with ``isinstance`` (``RangeReader``, ``Lister``).
+separate protocols the caller checks with ``isinstance`` (``RangeReader``, ``Lister``,
+``FilePutter``).
 
 The tus handler and the crypto code import only this module, never a backend.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
@@ -68,6 +70,12 @@ class RangeReader(Protocol):
 @runtime_checkable
 class Lister(Protocol):
     def list_keys(self, prefix: str) -> AsyncIterator[str]: ...
+
+
+@runtime_checkable
+class FilePutter(Protocol):
+    async def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
+        """Store a local file under ``key`` (streamed; large files go up in parts), with HTTP metadata."""
 
 
 class MediaStore(ObjectStore, MultipartStore, Protocol):

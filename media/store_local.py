@@ -50,6 +50,17 @@ class LocalStore:
     async def put(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(_write_atomic, self._path(key), data)
 
+    async def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
+        # HTTP metadata has no place on a plain folder; whoever serves it sets the headers.
+        target = self._path(key)
+
+        def copy() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        await asyncio.to_thread(copy)
+
     async def get(self, key: str) -> bytes:
         path = self._path(key)
         try:

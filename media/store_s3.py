@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -60,6 +61,10 @@ class S3Store:
 
     async def put(self, key: str, data: bytes) -> None:
         await self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    async def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
+        await self._client.upload_file(str(path), self.bucket, key,
+                                       ExtraArgs={"ContentType": content_type, "CacheControl": cache_control})
 
     async def get(self, key: str) -> bytes:
         try:

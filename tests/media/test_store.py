@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from media.errors import StoreError
-from media.store import Lister, MediaStore, Part, RangeReader
+from media.config import MediaSettings
+from media.crypto import DataKey, encrypt_bytes, header_key
+from media.errors import CryptoError, StoreError
+from media.keyring import Keyring
+from media.originals import NaraStore
+from media.store import FilePutter, Lister, MediaStore, Part, RangeReader
 
 
 async def test_put_get_exists_size_delete(store: MediaStore) -> None:
@@ -64,3 +71,27 @@ async def test_optional_capabilities(store: MediaStore) -> None:
     assert isinstance(store, RangeReader) and isinstance(store, Lister)
     assert await store.read_range("cap/one", 2, 5) == b"234"
     assert [k async for k in store.list_keys("cap/")] == ["cap/one", "cap/two"]
+
+
+async def test_put_file(store: MediaStore, tmp_path: Path) -> None:
+    source = tmp_path / "rendition.mp4"
+    source.write_bytes(b"r" * 300_000)
+    assert isinstance(store, FilePutter)
+    await store.put_file("out/r.mp4", source, content_type="video/mp4", cache_control="no-cache")
+    assert await store.get("out/r.mp4") == b"r" * 300_000
+
+
+async def test_nara_store_decrypts_originals(store: MediaStore, tmp_path: Path) -> None:
+    keyring = Keyring.load(MediaSettings(keyring_path=tmp_path / "k.json"))
+    plain = os.urandom(200_000)
+    key = DataKey.generate(keyring)
+    await store.put("originals/x", encrypt_bytes(key, plain))
+    await store.put(header_key("originals/x"), key.header.encode())
+    nara = NaraStore(store, keyring)
+    await nara.fetch_to("originals/x", tmp_path / "source")
+    assert (tmp_path / "source").read_bytes() == plain
+    assert await nara.get_bytes("missing") is None
+    await store.put("originals/x", encrypt_bytes(key, plain)[:-5])  # truncated: nothing appears
+    with pytest.raises(CryptoError):
+        await nara.fetch_to("originals/x", tmp_path / "broken")
+    assert not (tmp_path / "broken").exists() and list(tmp_path.glob(".broken*")) == []
