@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 import structlog
 
-from media import keys
+from media import keys, metrics
 from media.errors import busy, locked
 from media.scripts import source
 
@@ -135,12 +135,16 @@ class NodeLimits:
                 raise busy("this node is at its upload capacity; retry shortly") from None
             self.active += 1
             self.reserved += reserve
+            metrics.ACTIVE.set(self.active)
+            metrics.RESERVED.set(self.reserved)
         try:
             yield
         finally:
             async with self._freed:
                 self.active -= 1
                 self.reserved -= reserve
+                metrics.ACTIVE.set(self.active)
+                metrics.RESERVED.set(self.reserved)
                 self._freed.notify_all()
 
     def _fits(self, reserve: int) -> bool:

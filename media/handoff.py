@@ -15,7 +15,7 @@ from __future__ import annotations
 import msgpack
 import structlog
 
-from media import keys, uploads
+from media import keys, metrics, uploads
 from media.context import MediaContext
 from media.crypto import TAG, header_key
 from media.errors import StoreError
@@ -74,6 +74,7 @@ async def finish(ctx: MediaContext, upload: Upload) -> Upload:
         placed = await enqueue_once(ctx, upload)
         await uploads.mark_enqueued(ctx.db, upload.id)
         if placed:
+            metrics.HANDOFFS.inc()
             log.info("upload_handed_off", upload_id=upload.id, size=upload.length, content_type=upload.content_type)
             await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "uploaded",
                        {"size": upload.length, "content_type": upload.content_type,

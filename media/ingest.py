@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from media import keys, sniff, uploads
+from media import keys, metrics, sniff, uploads
 from media.context import MediaContext
 from media.crypto import ChunkCipher, DataKey
 from media.errors import (
@@ -202,6 +202,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                     if content_type is None and asm.offset >= sniff.needed(upload.length):
                         content_type = sniff.sniff(bytes(asm.head), upload.length)
                         if content_type is None:
+                            metrics.REJECTED.inc()
                             await discard(ctx, committed, "rejected")
                             raise unsupported_media(
                                 "content is not an allowed video or image container; the upload was deleted")
@@ -215,11 +216,13 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                             raise locked()
                         if progressive:
                             now = time.monotonic()
+                            before = committed.offset
                             committed = await uploads.commit(
                                 ctx.db, committed, offset=min(part.number * part_size, upload.length),
                                 parts=etags[:part.number], tail_key=None, content_type=content_type,
                                 active_ms=int((now - clock) * 1000))
                             clock = now
+                            metrics.BYTES.inc(committed.offset - before)
                 if throttle.due(asm.offset, time.monotonic()) and asm.offset < upload.length:
                     await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "progress",
                                {"offset": asm.offset, "length": upload.length})
@@ -232,6 +235,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
         if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
             raise checksum_mismatch()
         if asm.offset != committed.offset:
+            before = committed.offset
             if keepalive.lost:
                 raise locked()
             staged = asm.tail(upload.id)
@@ -243,6 +247,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts], tail_key=new_tail,
                 content_type=content_type, active_ms=int((time.monotonic() - clock) * 1000))
             new_tail = None
+            metrics.BYTES.inc(committed.offset - before)
     finally:
         if new_tail is not None:  # staged but never committed
             await ctx.store.delete(new_tail)

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 
 import structlog
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from feed.tokens import TokenError
-from media import ingest
+from media import ingest, metrics
 from media.context import MediaContext
 from media.errors import MediaError, TusError, unauthorized, unsupported_media
 from media.ingest import CHECKSUMS, BodyInterrupted, Checksum
@@ -31,6 +31,7 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
 OFFSET_TYPE = "application/offset+octet-stream"
 MAX_METADATA = 4096
+_VERBS = frozenset({"OPTIONS", "POST", "HEAD", "PATCH", "DELETE"})
 
 
 def parse_metadata(raw: str | None) -> dict[str, str]:
@@ -92,6 +93,20 @@ class TusApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        status = 500
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+        try:
+            await self._handle(scope, receive, counted)
+        finally:
+            verb = scope["method"] if scope["method"] in _VERBS else "OTHER"  # bounded label values
+            metrics.REQUESTS.labels(verb, str(status)).inc()
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         method = scope["method"]
         if method == "POST" and headers.get("x-http-method-override"):
