@@ -147,6 +147,7 @@ def parse_probe(doc: dict[str, Any], limits: Limits, size_bytes: int = 0) -> Pro
         frames = nb_frames or round(duration * fps)
         if frames > limits.max_frames:
             raise TooManyFrames(f"{frames} frames > {limits.max_frames}")
+        _check_complete(container, streams, duration, size_bytes or int(_num(fmt.get("size"))))
 
     return Probe(
         kind="image" if is_image else "video",
@@ -170,6 +171,16 @@ def parse_probe(doc: dict[str, Any], limits: Limits, size_bytes: int = 0) -> Pro
         audio_sample_rate=int(_num(audio.get("sample_rate"))) if audio else 0,
         audio_bitrate=int(_num(audio.get("bit_rate"))) if audio else 0,
     )
+
+
+def _check_complete(container: str, streams: list[dict[str, Any]], duration: float, size: int) -> None:
+    """MP4's sample tables state every sample's size, so ffprobe's per-stream bit rates say how
+    many bytes the file must hold: a cut-off upload is refused before any encode starts."""
+    if not container.startswith("mov") or size <= 0:
+        return
+    claimed_bits = sum(_num(s.get("bit_rate")) * (_num(s.get("duration")) or duration) for s in streams)
+    if claimed_bits > 0 and size * 8 < 0.9 * claimed_bits:
+        raise Truncated(f"{size} bytes of about {int(claimed_bits / 8)} the file's index describes")
 
 
 # Container signatures: a file that starts like media but cannot be opened was cut short.

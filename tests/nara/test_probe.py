@@ -74,6 +74,17 @@ async def test_truncated(clips: dict[str, Path], tmp_path: Path, tools: Tools, l
     assert (await _reject(f, tools, limits)).reason == "truncated"
 
 
+async def test_truncated_faststart(tools: Tools, limits: Limits, tmp_path: Path) -> None:
+    """The index is intact (moov first) but the media data is cut: refused before encoding."""
+    from .conftest import make_clip
+
+    clip = make_clip(tools, tmp_path / "fs.mp4", seconds=4.0, extra=("-movflags", "+faststart"))
+    f = tmp_path / "source"
+    data = clip.read_bytes()
+    f.write_bytes(data[: len(data) * 2 // 5])
+    assert (await _reject(f, tools, limits)).reason == "truncated"
+
+
 async def test_audio_only(clips: dict[str, Path], tools: Tools, limits: Limits) -> None:
     err = await _reject(clips["audio_only"], tools, limits)
     assert err.reason == "no_video_stream"
