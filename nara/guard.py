@@ -50,7 +50,7 @@ class Limits:
     max_pixels: int = 8192 * 4320
     max_duration_s: float = 15 * 60.0
     max_fps: float = 240.0
-    min_fps: float = 1.0
+    min_fps: float = 0.1
     max_frames: int = 15 * 60 * 120
     max_input_bytes: int = 8 * 1024**3
     probe_timeout_s: float = 10.0

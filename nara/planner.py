@@ -132,7 +132,14 @@ def _size_for(probe: Probe, short_side: int) -> tuple[int, int]:
     return _even(short_side), _even(probe.height * scale)
 
 
+MIN_OUTPUT_FPS = 15.0
+
+
 def _target_fps(src: float, short_side: int) -> float:
+    if src < MIN_OUTPUT_FPS:
+        # Slideshows and timelapses: duplicated frames cost x264 almost nothing and keep a
+        # keyframe, hence a segment boundary, every segment_s.
+        return MIN_OUTPUT_FPS
     if src >= 50 and short_side >= 720:
         return round(min(src, 60.0), 3)
     if src > 30.5:

@@ -67,6 +67,9 @@ def test_frame_rate_normalized() -> None:
     assert {r.fps for r in p50.ladder if min(r.width, r.height) < 720} == {25.0}
     p24 = plan(src(fps=23.976), 0.1, None, Audience())
     assert {r.fps for r in p24.ladder} == {23.976}
+    slideshow = plan(src(fps=0.5), 0.1, None, Audience())
+    assert {r.fps for r in slideshow.ladder} == {15.0}
+    assert all(r.gop_frames == 30 for r in slideshow.ladder)
 
 
 def test_gop_is_two_seconds_everywhere() -> None:
