@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -78,7 +79,8 @@ class _Deferred:
 def build_ingest_app(settings: Settings, media: MediaSettings | None = None, *,
                      events: MediaEvents | None = None, ensure_bucket: bool = False,
                      background: bool = True) -> Starlette:
-    """The ingest role: just ``/uploads`` and ``/healthz``; scaled apart from hub nodes."""
+    """The ingest role: ``/uploads`` plus ``/healthz``, ``/readyz`` and ``/metrics``; scaled apart
+    from hub nodes. ``background`` runs the expiry/hand-off sweep and scheduled key rotation."""
     uploads = _Deferred()
 
     @contextlib.asynccontextmanager
@@ -87,12 +89,14 @@ def build_ingest_app(settings: Settings, media: MediaSettings | None = None, *,
         ctx = await open_media(services, media, events=events, ensure_bucket=ensure_bucket)
         uploads.target = build_uploads_app(ctx)
         app.state.media = ctx
+        app.state.services = services
         tasks = [asyncio.create_task(run_cleanup(ctx)), asyncio.create_task(run_key_rotation(ctx))] \
             if background else []
         try:
             yield
         finally:
             uploads.target = None
+            app.state.services = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -102,4 +106,15 @@ def build_ingest_app(settings: Settings, media: MediaSettings | None = None, *,
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[Route("/healthz", healthz), Mount("/uploads", app=uploads)], lifespan=lifespan)
+    async def readyz(request: Request) -> Response:
+        services: Services | None = getattr(request.app.state, "services", None)
+        checks = await services.check() if services is not None else {"services": "starting"}
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+                             Mount("/uploads", app=uploads)], lifespan=lifespan)

@@ -194,3 +194,7 @@ async def test_stalled_client_is_cut_and_keeps_its_bytes(live_server: LiveServer
 async def test_ingest_health(live_server: LiveServer) -> None:
     response = await asyncio.to_thread(requests.get, f"{live_server.url}/healthz", timeout=10)
     assert response.status_code == 200
+    ready = await asyncio.to_thread(requests.get, f"{live_server.url}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    metrics = await asyncio.to_thread(requests.get, f"{live_server.url}/metrics", timeout=10)
+    assert "amaro_media_requests_total" in metrics.text
