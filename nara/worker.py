@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from nara import metrics
 from nara.errors import NaraError
@@ -87,10 +88,8 @@ class Worker:
         await ensure_group(self.redis, self.keys)
         self.log.info("worker_started", concurrency=self.settings.concurrency)
         loops = [
-            asyncio.create_task(self._reader(stop), name="nara-reader"),
-            asyncio.create_task(self._reclaimer(stop), name="nara-reclaimer"),
-            asyncio.create_task(self._heartbeat(stop), name="nara-heartbeat"),
-            asyncio.create_task(self._gauges(stop), name="nara-gauges"),
+            asyncio.create_task(self._supervise(loop, stop), name=f"nara-{loop.__name__.strip('_')}")
+            for loop in (self._reader, self._reclaimer, self._heartbeat, self._gauges)
         ]
         try:
             await stop.wait()
@@ -105,6 +104,19 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*loops, *self.in_flight.values(), return_exceptions=True)
             self.log.info("worker_stopped")
+
+    async def _supervise(self, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+        """Keep a loop alive across Redis outages (and a lost group after a Redis restart)."""
+        while not stop.is_set():
+            try:
+                await loop(stop)
+            except (RedisError, OSError) as exc:
+                self.log.warning("redis_unavailable", loop=loop.__name__, error=repr(exc))
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    with contextlib.suppress(RedisError, OSError):
+                        await ensure_group(self.redis, self.keys)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
 
     def _spawn(self, msg_id: bytes, fields: dict[bytes, bytes], delivered: int) -> None:
         task = asyncio.create_task(self._handle(msg_id, fields, delivered), name=f"nara-job-{msg_id!r}")
@@ -139,6 +151,9 @@ class Worker:
                     self.keys.jobs, self.keys.group, self.settings.consumer, idle_ms, cursor, count=1
                 )
                 cursor, claimed = reply[0], [m for m in reply[1] if m and m[1]]
+                gone = [m[0] for m in reply[1] if m and not m[1]]
+                if gone:  # Redis 6.2 reports entries deleted while pending this way
+                    await self.redis.xack(self.keys.jobs, self.keys.group, *gone)
                 if claimed:
                     msg_id, fields = claimed[0]
                     info = await self.redis.xpending_range(

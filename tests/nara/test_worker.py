@@ -241,3 +241,21 @@ async def test_sigkilled_worker_process_job_reclaimed(
                 await asyncio.sleep(0.05)
     assert sink_b.phases("up-kill") == ["good_enough", "upgraded"]
     _assert_outputs_once(store, "up-kill", str(upgraded.data["plan_id"]))
+
+
+async def test_worker_survives_losing_its_stream_and_group(
+    redis_ns: tuple[Redis, NaraKeys], tools: Tools, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """After a Redis restart without persistence the group is gone (NOGROUP): the worker
+    recreates it and keeps consuming instead of silently stopping."""
+    redis, nk = redis_ns
+    store, sink = LocalStore(tmp_path / "store"), RecordingSink()
+    settings = _settings(tmp_path, nk, "w1")
+    worker = Worker(settings, redis, Context(settings, tools, store, sink))
+    async with running(worker):
+        async with asyncio.timeout(5):
+            while not await redis.exists(nk.jobs):
+                await asyncio.sleep(0.02)
+        await redis.delete(nk.jobs)
+        await enqueue(redis, await _upload(store, "up-after", clips["av"]), nk)
+        await sink.wait_for("up-after", "upgraded", timeout=60)
