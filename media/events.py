@@ -1,9 +1,15 @@
 """Media events for the uploader's personal channel, through a protocol the hub implements.
 
-Phases sent by media/: ``received`` (upload created; the draft post exists), ``progress``
-(throttled), ``uploaded`` (last byte landed, object published, job queued), ``rejected`` (content
-refused after sniffing), ``expired`` and ``terminated``. NARA adds its own later phases.
-A failing or slow event sink never fails or stalls an upload: calls are bounded and logged.
+Only the protocol's media phases are used (``protocol.frames.MEDIA_PHASES``); media/ sends:
+
+* ``received``: upload created, the draft post exists; data ``length``, ``filename``;
+* ``progress``: throttled; data ``offset``, ``length``; the last one, once the object is published and
+  the NARA job queued, also carries ``uploaded: true``, ``content_type`` and ``uplink_bps``;
+* ``failed``: the upload ended without media; data ``reason``: ``rejected`` (content refused after
+  sniffing), ``expired`` or ``terminated`` (the uploader deleted it).
+
+NARA sends ``good_enough`` / ``upgraded`` / ``failed`` later. A failing or slow event sink never fails
+or stalls an upload: calls are bounded and logged.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from typing import Protocol
 import structlog
 
 log = structlog.get_logger(__name__)
+
+RECEIVED = "received"
+PROGRESS = "progress"
+FAILED = "failed"
 
 
 class MediaEvents(Protocol):

@@ -19,7 +19,7 @@ from media import keys, metrics, uploads
 from media.context import MediaContext
 from media.crypto import TAG, header_key
 from media.errors import StoreError
-from media.events import emit
+from media.events import PROGRESS, emit
 from media.scripts import source
 from media.store import Part
 from media.uploads import Upload
@@ -76,9 +76,9 @@ async def finish(ctx: MediaContext, upload: Upload) -> Upload:
         if placed:
             metrics.HANDOFFS.inc()
             log.info("upload_handed_off", upload_id=upload.id, size=upload.length, content_type=upload.content_type)
-            await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "uploaded",
-                       {"size": upload.length, "content_type": upload.content_type,
-                        "uplink_bps": uplink_bps(upload)})
+            await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
+                       {"offset": upload.length, "length": upload.length, "uploaded": True,
+                        "content_type": upload.content_type, "uplink_bps": uplink_bps(upload)})
         reloaded = await uploads.load_any(ctx.db, upload.id)
         assert reloaded is not None
         upload = reloaded

@@ -40,7 +40,7 @@ from media.errors import (
     unauthorized,
     unsupported_media,
 )
-from media.events import ProgressThrottle, emit
+from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
 from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
 from media.parts import PartAssembler
@@ -107,7 +107,7 @@ async def create(ctx: MediaContext, user_id: str, length: int, metadata: dict[st
             raise unauthorized("the token's user does not exist") from None
         raise
     log.info("upload_created", upload_id=upload.id, user_id=user_id, length=length)
-    await emit(ctx.events, user_id, upload.id, upload.post_id, "received",
+    await emit(ctx.events, user_id, upload.id, upload.post_id, RECEIVED,
                {"length": length, "filename": metadata.get("filename", "")})
     return upload
 
@@ -125,7 +125,7 @@ async def discard(ctx: MediaContext, upload: Upload, state: str) -> Upload | Non
         await ctx.store.delete(upload.tail_key)
     ended = await uploads.end(ctx.db, upload, state)
     if ended is not None:
-        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, state, {})
+        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, FAILED, {"reason": state})
     return ended
 
 
@@ -224,7 +224,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                             clock = now
                             metrics.BYTES.inc(committed.offset - before)
                 if throttle.due(asm.offset, time.monotonic()) and asm.offset < upload.length:
-                    await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "progress",
+                    await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
                                {"offset": asm.offset, "length": upload.length})
         except BodyInterrupted as exc:
             if hasher is not None:
@@ -254,7 +254,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
     if upload.tail_key and committed.tail_key != upload.tail_key:
         await ctx.store.delete(upload.tail_key)
     if committed.offset < committed.length:
-        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, "progress",
+        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
                    {"offset": committed.offset, "length": committed.length})
     if interrupted is not None:
         log.info("patch_interrupted", upload_id=upload.id, offset=committed.offset, reason=interrupted.reason)

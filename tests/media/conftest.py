@@ -25,6 +25,7 @@ from media.config import CHUNK_SIZE, MediaSettings, MiB
 from media.context import MediaContext
 from media.keyring import Keyring
 from media.store import MediaStore
+from protocol.frames import MEDIA_PHASES
 from realtime.services import Services
 from tests.conftest import TEST_TOKEN_SECRET
 
@@ -87,6 +88,7 @@ class RecordingEvents:
 
     async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
                           data: dict[str, object]) -> None:
+        assert phase in MEDIA_PHASES, phase  # the hub refuses phases the protocol does not know
         self.events.append((user_id, upload_id, post_id, phase, data))
 
     def phases(self, upload_id: str) -> list[str]:

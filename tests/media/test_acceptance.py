@@ -28,6 +28,7 @@ from media.backends import close_store, open_store
 from media.config import MediaSettings
 from media.crypto import iter_plaintext
 from media.keyring import Keyring
+from protocol.frames import MEDIA_PHASES
 from realtime.config import Settings
 from tests.media.conftest import (
     RecordingEvents,
@@ -50,6 +51,7 @@ class ThreadSafeEvents(RecordingEvents):
 
     async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
                           data: dict[str, object]) -> None:
+        assert phase in MEDIA_PHASES, phase
         with self._lock:
             self.events.append((user_id, upload_id, post_id, phase, data))
 
@@ -162,7 +164,8 @@ async def test_tuspy_upload_interrupted_and_resumed(live_server: LiveServer, upl
     jobs = await jobs_for(redis, upload_id)
     assert len(jobs) == 1 and jobs[0]["size"] == SIZE
     phases = live_server.events.phases(upload_id)
-    assert phases[0] == "received" and phases[-1] == "uploaded"
+    assert phases[0] == "received" and phases[-1] == "progress"
+    assert live_server.events.events[-1][4]["uploaded"] is True
     assert 2 <= phases.count("progress") <= 60  # throttled
 
 

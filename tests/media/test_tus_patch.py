@@ -67,7 +67,9 @@ async def test_upload_in_odd_pieces_completes_and_hands_off_once(
     events = ctx.events
     assert isinstance(events, RecordingEvents)
     phases = events.phases(str(row["id"]))
-    assert phases[0] == "received" and phases[-1] == "uploaded" and "progress" in phases
+    assert phases[0] == "received" and set(phases[1:]) == {"progress"}
+    last = [e for e in events.events if e[1] == str(row["id"])][-1][4]
+    assert last["uploaded"] is True and last["offset"] == len(data) and last["content_type"] == "video/mp4"
     # Nothing staged is left behind.
     assert [k async for k in ctx.store.list_keys("staging/")] == []  # type: ignore[attr-defined]
 
@@ -155,6 +157,9 @@ async def test_disguised_executable_and_text_are_refused_and_deleted(
         assert row["state"] == "rejected"
         assert (await db.fetchval("SELECT state FROM posts WHERE id = $1", row["post_id"])) == "failed"
         assert not await ctx.store.exists(row["object_key"])
+        events = ctx.events
+        assert isinstance(events, RecordingEvents)
+        assert events.events[-1][3:] == ("failed", {"reason": "rejected"})
 
 
 async def test_sniffing_waits_for_enough_bytes(client: httpx.AsyncClient, user: User, db: asyncpg.Pool) -> None:
