@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from nara.keys import NaraKeys
@@ -18,7 +19,7 @@ from nara.storage import LocalStore
 from nara.tools import Tools
 from nara.worker import Worker, enqueue
 
-from .conftest import make_clip
+from .conftest import make_clip, png_claiming
 from .sinks import RecordingSink
 
 
@@ -84,26 +85,43 @@ async def test_worker_runs_job_and_acks(
     assert await redis.xlen(nk.dead) == 0
 
 
-@pytest.mark.parametrize(("name", "payload", "reason"), [
-    ("random", bytes(range(256)) * 100, "not_media"),
-    ("empty", b"", "empty"),
-    ("hls", b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n/etc/hostname\n#EXT-X-ENDLIST\n",
-     "playlist_rejected"),
+def _bad_payload(name: str, clips: dict[str, Path]) -> bytes:
+    return {
+        "random": lambda: bytes(range(256)) * 100,
+        "empty": lambda: b"",
+        "hls": lambda: b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n/etc/hostname\n#EXT-X-ENDLIST\n",
+        "concat": lambda: b"ffconcat version 1.0\nfile '/etc/hostname'\n",
+        "truncated": lambda: clips["av"].read_bytes()[:20_000],
+        "audio_only": lambda: clips["audio_only"].read_bytes(),
+        "fps1000": lambda: clips["fps1000"].read_bytes(),
+        "huge_png": lambda: png_claiming(30000, 30000),
+    }[name]()
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("random", "not_media"), ("empty", "empty"), ("hls", "playlist_rejected"),
+    ("concat", "playlist_rejected"), ("truncated", "truncated"), ("audio_only", "no_video_stream"),
+    ("fps1000", "fps_out_of_range"), ("huge_png", "too_large_dimensions"),
 ])
 async def test_bad_input_fails_fast_with_reason_and_dead_letter(
-    name: str, payload: bytes, reason: str, redis_ns: tuple[Redis, NaraKeys], tools: Tools, tmp_path: Path
+    name: str, reason: str, redis_ns: tuple[Redis, NaraKeys], tools: Tools, clips: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     redis, nk = redis_ns
     store, sink = LocalStore(tmp_path / "store"), RecordingSink()
     settings = _settings(tmp_path, nk, "w1")
     worker = Worker(settings, redis, Context(settings, tools, store, sink))
     bad = tmp_path / f"{name}.mp4"
-    bad.write_bytes(payload)
+    bad.write_bytes(_bad_payload(name, clips))
+    before = REGISTRY.get_sample_value("nara_failures_total", {"reason": reason}) or 0.0
     async with running(worker):
         await enqueue(redis, await _upload(store, f"up-{name}", bad), nk)
+        started = asyncio.get_running_loop().time()
         failed = await sink.wait_for(f"up-{name}", "failed", timeout=15)
+        assert asyncio.get_running_loop().time() - started < 5.0
     assert failed.data["reason"] == reason
     assert sink.phases(f"up-{name}") == ["failed"]
+    assert REGISTRY.get_sample_value("nara_failures_total", {"reason": reason}) == before + 1
     dead = await redis.xrange(nk.dead)
     assert len(dead) == 1 and dead[0][1][b"reason"] == reason.encode()
     assert await _pending(redis, nk) == 0
