@@ -53,6 +53,14 @@ async def close_media(ctx: MediaContext) -> None:
     await close_store(ctx.store)
 
 
+async def drain_uploads(ctx: MediaContext, timeout_s: float = 10.0) -> bool:
+    """Stop taking upload bytes on this node: streaming requests commit what arrived and answer 503
+    (clients resume on another node from HEAD's offset); new POST/PATCH get 503. Returns True once
+    no upload request runs, False if ``timeout_s`` passed first. Call it before the server stops."""
+    ctx.draining.set()
+    return await ctx.node_limits.idle(timeout_s)
+
+
 def build_uploads_app(ctx: MediaContext) -> ASGIApp:
     """The tus endpoint with CORS; mount it at ``/uploads``."""
     return CORSMiddleware(TusApp(ctx), ctx.allowed_origins)

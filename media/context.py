@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -25,6 +26,7 @@ class MediaContext:
     tokens: TokenSigner
     events: MediaEvents = field(default_factory=NoEvents)
     allowed_origins: tuple[str, ...] = ()
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
     node_limits: NodeLimits = field(init=False)
     user_slots: UserSlots = field(init=False)
 

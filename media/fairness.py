@@ -147,5 +147,14 @@ class NodeLimits:
                 metrics.RESERVED.set(self.reserved)
                 self._freed.notify_all()
 
+    async def idle(self, timeout_s: float) -> bool:
+        """Wait until no upload request runs on this node; False if ``timeout_s`` passed first."""
+        async with self._freed:
+            try:
+                await asyncio.wait_for(self._freed.wait_for(lambda: self.active == 0), timeout_s)
+            except TimeoutError:
+                return False
+        return True
+
     def _fits(self, reserve: int) -> bool:
         return self.active < self.max_requests and self.reserved + reserve <= self.bytes_budget

@@ -72,12 +72,24 @@ def _expires(upload: Upload) -> dict[str, str]:
     return {"Upload-Expires": email.utils.format_datetime(upload.expires_at, usegmt=True)}
 
 
-async def _body(receive: Receive, idle_timeout_s: float) -> AsyncIterator[bytes]:
+async def _body(receive: Receive, idle_timeout_s: float, draining: asyncio.Event) -> AsyncIterator[bytes]:
+    """The request body, message by message. Ends with ``BodyInterrupted`` when the client goes away,
+    sends nothing for ``idle_timeout_s``, or the node starts draining (what arrived is committed)."""
     while True:
+        if draining.is_set():
+            raise BodyInterrupted("draining")
+        received = asyncio.ensure_future(receive())
+        drained = asyncio.ensure_future(draining.wait())
         try:
-            message = await asyncio.wait_for(receive(), idle_timeout_s)
-        except TimeoutError:
-            raise BodyInterrupted("idle") from None
+            done, _ = await asyncio.wait({received, drained}, timeout=idle_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not received.done():
+                received.cancel()
+        if received not in done:
+            raise BodyInterrupted("draining" if draining.is_set() else "idle")
+        message = received.result()
         if message["type"] == "http.disconnect":
             raise BodyInterrupted("disconnect")
         if data := message.get("body", b""):
@@ -125,6 +137,9 @@ class TusApp:
             if "/" in upload_id:
                 raise TusError("upload not found", status=404, code="not_found")
             user_id = self._authenticate(headers)
+            if self.ctx.draining.is_set() and method in ("POST", "PATCH"):
+                raise TusError("this node is shutting down; retry", status=503, code="draining",
+                               headers={"Retry-After": "1", "Connection": "close"})
             if not upload_id and method == "POST":
                 await self._post(scope, receive, send, headers, user_id)
             elif upload_id and method == "HEAD":
@@ -140,9 +155,14 @@ class TusApp:
         except TusError as exc:
             await self._error(send, exc.status, exc.code, "" if method == "HEAD" else exc.message, exc.headers)
         except BodyInterrupted as exc:
-            # A stalled client gets 408 (if it still listens); a vanished one gets nothing useful.
-            await self._error(send, 408 if exc.reason == "idle" else 400, "interrupted",
-                              f"request body {exc.reason}; resume from the offset HEAD reports", {})
+            # A stalled client gets 408 (if it still listens); a vanished one gets nothing useful; on a
+            # draining node the client retries (503) and resumes on another node from HEAD's offset.
+            if exc.reason == "draining":
+                await self._error(send, 503, "draining", "this node is shutting down; resume from the offset "
+                                  "HEAD reports", {"Retry-After": "1", "Connection": "close"})
+            else:
+                await self._error(send, 408 if exc.reason == "idle" else 400, "interrupted",
+                                  f"request body {exc.reason}; resume from the offset HEAD reports", {})
         except MediaError as exc:
             log.error("upload_failed", error=exc.message, code=exc.code, upload_id=upload_id)
             await self._error(send, 500, exc.code, "the upload could not be stored; retry", {})
@@ -187,7 +207,7 @@ class TusApp:
         if with_body:
             try:
                 upload = await ingest.patch(self.ctx, user_id, upload.id, 0, content_length, checksum,
-                                            _body(receive, self.ctx.media.idle_timeout_s))
+                                            _body(receive, self.ctx.media.idle_timeout_s, self.ctx.draining))
             except BodyInterrupted:
                 upload = await ingest.head(self.ctx, user_id, upload.id)
             out["Upload-Offset"] = str(upload.offset)
@@ -209,7 +229,7 @@ class TusApp:
             raise TusError("Upload-Offset is required", status=400, code="offset_required")
         checksum = Checksum.parse(headers["upload-checksum"]) if headers.get("upload-checksum") else None
         upload = await ingest.patch(self.ctx, user_id, upload_id, offset, _int_header(headers, "content-length"),
-                                    checksum, _body(receive, self.ctx.media.idle_timeout_s))
+                                    checksum, _body(receive, self.ctx.media.idle_timeout_s, self.ctx.draining))
         await self._respond(send, 204, {"Upload-Offset": str(upload.offset)} | _expires(upload))
 
     async def _error(self, send: Send, status: int, code: str, message: str, extra: dict[str, str]) -> None:

@@ -275,3 +275,31 @@ async def test_a_stalled_upload_does_not_block_others(client: httpx.AsyncClient,
     release.set()
     response = await stalled
     assert response.status_code == 204 and response.headers["Upload-Offset"] == "2000"
+
+
+async def test_draining_node_commits_and_sends_clients_elsewhere(client: httpx.AsyncClient, ctx: MediaContext,
+                                                                 user: User, db: asyncpg.Pool) -> None:
+    from media.app import drain_uploads
+    data = mp4_bytes(500_000, seed=12)
+    url = await create_upload(client, user, len(data))
+    sent = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield data[:200_000]
+        sent.set()
+        await asyncio.sleep(30)  # the rest never comes before the drain
+        yield data[200_000:]
+    streaming = asyncio.create_task(client.patch(url, content=endless(), headers={
+        **user.auth, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}))
+    await sent.wait()
+    await asyncio.sleep(0.1)
+    try:
+        assert await drain_uploads(ctx, timeout_s=5)
+        response = await streaming
+        assert response.status_code == 503 and response.headers["Amaro-Error"] == "draining"
+        assert (await upload_row(db, url))["offset"] == 200_000
+        refused = await send_patch(client, user, url, 200_000, data[200_000:])
+        assert refused.status_code == 503
+    finally:
+        ctx.draining.clear()
+    assert (await send_patch(client, user, url, 200_000, data[200_000:])).status_code == 204
