@@ -49,19 +49,21 @@ class ChatStore:
     async def _send(self, room: str, sender: str, cmid: str, body: str, reply_to: str) -> Sent:
         rid, uid = uuid.UUID(room), uuid.UUID(sender)
         async with self.db.acquire() as conn, conn.transaction():
-            found = await self._find(room, sender, cmid, conn)
-            if found is not None:
-                return found
-            member = await conn.fetchval(
-                "SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2", rid, uid
-            )
-            if member is None:
-                raise NotMember(f"not a member of room {room}")
-            # The row lock orders concurrent senders of this room across every node.
+            # One statement checks membership and the retry, and takes the next offset; the row
+            # lock it holds orders concurrent senders of this room across every node.
             row = await conn.fetchrow(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING epoch, last_seq", rid
+                """UPDATE rooms SET last_seq = last_seq + 1
+                   WHERE id = $1
+                     AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
+                     AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender = $2 AND cmid = $3)
+                   RETURNING epoch, last_seq""",
+                rid, uid, cmid,
             )
-            assert row is not None
+            if row is None:  # a retry, or not a member
+                found = await self._find(room, sender, cmid, conn)
+                if found is not None:
+                    return found
+                raise NotMember(f"not a member of room {room}")
             msg = ChatMessage(
                 ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["last_seq"]), mid=new_mid(),
                 room=room, sender=sender, cmid=cmid, body=body, reply_to=reply_to, ts=now_ms(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -36,6 +37,14 @@ from realtime.ws import serve_socket
 log = structlog.get_logger(__name__)
 
 
+def hub_redis(url: str, max_connections: int) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, decode_responses=False,
+        socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 class HubNode:
     def __init__(self, settings: Settings, services: Services, signer: TokenSigner,
                  config: HubConfig | None = None) -> None:
@@ -43,11 +52,14 @@ class HubNode:
         self.services = services
         self.signer = signer
         self.config = config or HubConfig.from_env()
-        self.broker = RedisBroker(services.redis, settings.node_id, self.config.broker)
-        self.presence = Presence(services.redis, self.config.presence, self.broker.scripts)
+        # The hub's own Redis pool, blocking when exhausted: a burst of connects or publishes waits
+        # for a connection instead of failing with MaxConnectionsError (redis-py's default pool).
+        self.redis = hub_redis(settings.redis_url, self.config.redis_connections)
+        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker)
+        self.presence = Presence(self.redis, self.config.presence, self.broker.scripts)
         self.store = ChannelStore(services.db)
         self.hub = Hub(
-            node_id=settings.node_id, redis=services.redis, broker=self.broker, presence=self.presence,
+            node_id=settings.node_id, redis=self.redis, broker=self.broker, presence=self.presence,
             store=self.store, chat=ChatStore(services.db), reactions=ReactionStore(services.db),
             permissions=Permissions(services.db), config=self.config, max_frame=settings.max_frame,
             ping_interval_ms=int(settings.ping_interval_s * 1000),
@@ -94,6 +106,7 @@ class HubNode:
         for conn in list(self.hub.connections.values()):
             conn.stop_writer()
         await self.hub.cancel_tasks()
+        await self.redis.aclose()
 
     # -- tasks ------------------------------------------------------------------------------------------
 
