@@ -82,6 +82,10 @@ class TooManyFrames(MediaRejected):
     reason = "too_many_frames"
 
 
+class TooHeavy(MediaRejected):
+    reason = "too_heavy"
+
+
 class FpsOutOfRange(MediaRejected):
     reason = "fps_out_of_range"
 
@@ -116,7 +120,7 @@ REASONS: frozenset[str] = frozenset(
     cls.reason
     for cls in (
         EmptyInput, NotMedia, UnsupportedFormat, PlaylistRejected, Truncated, NoVideoStream,
-        TooLargeDimensions, TooLong, TooManyFrames, FpsOutOfRange, InputTooLarge, BadJob, ToolTimeout,
+        TooLargeDimensions, TooLong, TooManyFrames, TooHeavy, FpsOutOfRange, InputTooLarge, BadJob, ToolTimeout,
         EncodeFailed, StorageFailed, ToolMissing,
     )
 )

@@ -52,6 +52,8 @@ class Limits:
     max_fps: float = 240.0
     min_fps: float = 0.1
     max_frames: int = 15 * 60 * 120
+    # Pixels decoded over the whole clip: 15 minutes of 2160p30.
+    max_total_pixels: int = 3840 * 2160 * 30 * 15 * 60
     max_input_bytes: int = 8 * 1024**3
     probe_timeout_s: float = 10.0
     probe_output_cap: int = 1024 * 1024

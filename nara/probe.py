@@ -19,6 +19,7 @@ from nara.errors import (
     NotMedia,
     NoVideoStream,
     PlaylistRejected,
+    TooHeavy,
     TooLargeDimensions,
     TooLong,
     TooManyFrames,
@@ -64,6 +65,11 @@ class Probe:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def load(self) -> float:
+        """Decode cost per media second relative to 1080p30 (wall-time limits scale with it)."""
+        return self.pixels * max(self.fps, 1.0) / (1920 * 1080 * 30)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +153,9 @@ def parse_probe(doc: dict[str, Any], limits: Limits, size_bytes: int = 0) -> Pro
         frames = nb_frames or round(duration * fps)
         if frames > limits.max_frames:
             raise TooManyFrames(f"{frames} frames > {limits.max_frames}")
+        if coded_w * coded_h * frames > limits.max_total_pixels:
+            # Each limit alone can pass while their product would tie a worker up for hours.
+            raise TooHeavy(f"{coded_w}x{coded_h} x {frames} frames exceeds the decode budget")
         _check_complete(container, streams, duration, size_bytes or int(_num(fmt.get("size"))))
 
     return Probe(

@@ -57,6 +57,7 @@ class NaraSettings:
             max_duration_s=_float(env, "AMARO_NARA_MAX_DURATION_S", base.limits.max_duration_s),
             max_fps=_float(env, "AMARO_NARA_MAX_FPS", base.limits.max_fps),
             max_frames=_int(env, "AMARO_NARA_MAX_FRAMES", base.limits.max_frames),
+            max_total_pixels=_int(env, "AMARO_NARA_MAX_TOTAL_PIXELS", base.limits.max_total_pixels),
             max_input_bytes=_int(env, "AMARO_NARA_MAX_INPUT_BYTES", base.limits.max_input_bytes),
             probe_timeout_s=_float(env, "AMARO_NARA_PROBE_TIMEOUT_S", base.limits.probe_timeout_s),
             threads=_int(env, "AMARO_NARA_THREADS", base.limits.threads),
@@ -80,11 +81,12 @@ class NaraSettings:
             keys=NaraKeys(namespace=env.get("AMARO_NARA_KEY_NAMESPACE") or "nara"),
         )
 
-    def phase1_timeout(self, duration_s: float) -> float:
-        return self.phase1_timeout_base_s + self.phase1_timeout_per_media_s * duration_s
+    def phase1_timeout(self, duration_s: float, load: float = 1.0) -> float:
+        """Wall-time limit of phase 1; ``load`` is the source's pixel rate relative to 1080p30."""
+        return self.phase1_timeout_base_s + self.phase1_timeout_per_media_s * duration_s * max(1.0, load)
 
-    def phase2_timeout(self, duration_s: float) -> float:
-        return self.phase2_timeout_base_s + self.phase2_timeout_per_media_s * duration_s
+    def phase2_timeout(self, duration_s: float, load: float = 1.0) -> float:
+        return self.phase2_timeout_base_s + self.phase2_timeout_per_media_s * duration_s * max(1.0, load)
 
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` (attempts count from 1)."""

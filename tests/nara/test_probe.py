@@ -176,6 +176,9 @@ def test_parse_limits_pure() -> None:
     assert (p.width, p.height, p.rotation, p.frames, p.has_audio) == (1080, 1920, 90, 300, False)
     with pytest.raises(errors.TooManyFrames):
         parse_probe(doc, Limits(max_frames=100))
+    with pytest.raises(errors.TooHeavy):
+        parse_probe(doc, Limits(max_total_pixels=1920 * 1080 * 299))
+    assert p.load == 1.0
     doc["streams"][0]["width"] = 30000  # type: ignore[index]
     with pytest.raises(errors.TooLargeDimensions):
         parse_probe(doc, Limits())
