@@ -164,6 +164,16 @@ class RedisBroker:
             await pipe.execute()
         REDIS_OP.labels("refresh").observe(time.perf_counter() - started)
 
+    async def tops(self, channels: Sequence[str]) -> list[int | None]:
+        """The top offset of each channel's stream (None: no stream), in one pipeline."""
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ch in channels:
+                pipe.hget(keys.channel_meta(ch), "top")
+            raw: list[Any] = await pipe.execute()
+        REDIS_OP.labels("tops").observe(time.perf_counter() - started)
+        return [None if v is None else int(v) for v in raw]
+
     async def unwatch(self, channel: str) -> None:
         await self.redis.zrem(keys.channel_nodes(channel), self.node_id)
 

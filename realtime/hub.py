@@ -475,15 +475,13 @@ class Hub:
         if lc.subs.get(conn.id) is sub:
             del lc.subs[conn.id]
         if not lc.subs:
+            # No explicit unwatch: a ZREM racing a new subscriber's watch could unregister a node that
+            # holds subscribers again. The registration simply lapses (interest TTL) once the
+            # heartbeat stops refreshing it; events routed meanwhile are dropped on arrival.
             self.index.discard(lc)
-            self.spawn(self._unwatch(lc.name))
         if sub.presence and sub.channel in conn.presence_channels and not sub.channel.startswith("online:"):
             conn.presence_channels.discard(sub.channel)
             self.spawn(self.presence.leave(sub.channel, conn.user, conn.id))
-
-    async def _unwatch(self, name: str) -> None:
-        if self.index.get(name) is None:
-            await self.broker.unwatch(name)
 
     # -- delivery (the inbox reader calls this, one event at a time, in inbox order) ----------------------
 
@@ -518,6 +516,29 @@ class Hub:
                     if off > lc.last:
                         self._fanout(lc, off, data, routed.kind)
             self._fanout(lc, routed.offset, routed.payload, routed.kind)
+
+    async def reconcile(self) -> None:
+        """Position check: compare each local channel with the top of its Redis stream and deliver
+        what never arrived (an event routed while this node's registration had lapsed, e.g. after a
+        Redis restart, in a quiet channel where no later event would reveal the gap)."""
+        channels = [lc for lc in self.index if lc.ready]
+        if not channels:
+            return
+        tops = await self.broker.tops([lc.name for lc in channels])
+        for lc, top in zip(channels, tops, strict=True):
+            if top is not None and top > lc.last and self.index.get(lc.name) is lc:
+                await self._catch_up(lc, top)
+
+    async def _catch_up(self, lc: LocalChannel, top: int) -> None:
+        async with lc.lock:
+            if top <= lc.last:
+                return
+            missing = await self.read_range(lc.name, lc.last, top)
+            if missing:
+                GAP_FILLS.labels("reconcile").inc()
+            for off, data in missing:
+                if off > lc.last:
+                    self._fanout(lc, off, data, "reconciled")
 
     def _fanout(self, lc: LocalChannel, offset: int, data: bytes, kind: str) -> None:
         lc.last = offset

@@ -6,7 +6,9 @@ Tasks the node owns (all cancelled by ``stop``):
 * the heartbeat (every ``AMARO_HUB_PRESENCE_HEARTBEAT`` s): keeps this node registered for the
   channels it holds subscribers of, and refreshes its connections' presence entries;
 * the sweeper (every second): removes expired presence entries of watched channels (a dead node's
-  users) and announces the leaves; announces typists gone silent.
+  users) and announces the leaves; announces typists gone silent;
+* the position check (every ``AMARO_HUB_RECONCILE`` s): compares each local channel with the top of
+  its stream and delivers anything that was never routed here.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class HubNode:
             asyncio.create_task(self._read_inbox(), name="hub-inbox"),
             asyncio.create_task(self._every(self.config.presence.heartbeat_s, self._heartbeat), name="hub-heartbeat"),
             asyncio.create_task(self._every(self.config.presence.sweep_s, self._sweep), name="hub-sweep"),
+            asyncio.create_task(self._every(self.config.reconcile_s, self.hub.reconcile), name="hub-reconcile"),
         ]
         log.info("hub_started", node=self.settings.node_id)
 

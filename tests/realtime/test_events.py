@@ -81,3 +81,18 @@ async def test_garbage_never_breaks_the_node(running_node: RunningNode, db: asyn
     await client.send(F.Ping(id=99))
     assert await client.expect(F.Pong) == F.Pong(id=99)
     await asyncio.wait_for(client.close(), 5)
+
+
+async def test_position_check_delivers_what_was_never_routed(running_node: RunningNode, services: Services,
+                                                             db: asyncpg.Pool) -> None:
+    from realtime import keys
+
+    user = await make_user(db)
+    client = await Client.connect(running_node.ws_url, user)
+    await client.subscribe(f"user:{user}")
+    # Redis forgot which nodes hold subscribers (a restart): the event is stored but routed nowhere.
+    await services.redis.delete(keys.channel_nodes(f"user:{user}"))
+    await EventSink.from_services(services).media_event(user, "up-9", "", "received", {})
+    event = await client.expect(F.MediaEvent, timeout=15)  # the node's periodic position check finds it
+    assert event.upload == "up-9" and event.offset == 1
+    await client.close()
