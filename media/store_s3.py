@@ -43,8 +43,11 @@ class S3Store:
         if settings.s3_access_key:
             kwargs["aws_access_key_id"] = settings.s3_access_key
             kwargs["aws_secret_access_key"] = settings.s3_secret_key
+        # Checksums only where S3 requires them: several S3-compatible servers reject the CRC
+        # trailers botocore sends by default since 1.36, and parts are authenticated by AES-GCM anyway.
         config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
-                        max_pool_connections=64)
+                        max_pool_connections=64, request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
         stack = contextlib.AsyncExitStack()
         client = await stack.enter_async_context(session.client("s3", config=config, **kwargs))
         return cls(client, settings.s3_bucket, stack)
