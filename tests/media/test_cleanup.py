@@ -11,8 +11,9 @@ from media.cleanup import sweep_once
 from media.config import CHUNK_SIZE
 from media.context import MediaContext
 from media.crypto import TAG, DataKey, encrypt_bytes, read_header
-from media.rotation import rewrap_objects
+from media.rotation import rewrap_all, rewrap_objects, rotate_keys
 from media.uploads import Upload
+from realtime.config import Settings
 from tests.media.conftest import User, create_upload, jobs_for, mp4_bytes, send_patch, stored_plaintext
 
 
@@ -111,3 +112,17 @@ async def test_sweep_publishes_a_fully_received_upload_left_by_a_crash(
     assert (await db.fetchval("SELECT state FROM media_uploads WHERE id = $1", upload_id)) == "enqueued"
     assert await stored_plaintext(ctx, row["object_key"]) == data
     assert len(await jobs_for(redis, upload_id)) == 1
+
+
+async def test_cli_rotate_and_rewrap_functions(client: httpx.AsyncClient, ctx: MediaContext, user: User,
+                                               db: asyncpg.Pool, settings: Settings) -> None:
+    """What ``amaro keys rotate`` / ``amaro keys rewrap`` call, with their own connections."""
+    data = mp4_bytes(100_000, seed=6)
+    url = await create_upload(client, user, len(data))
+    assert (await send_patch(client, user, url, 0, data)).status_code == 204
+    object_key = await db.fetchval("SELECT object_key FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
+    new_id = await rotate_keys(settings, ctx.media)
+    assert ctx.keyring.current()[0] == new_id  # the running node sees the rotation through the file
+    assert await rewrap_all(settings, ctx.media) >= 1
+    assert (await read_header(ctx.store, object_key)).key_id == new_id
+    assert await stored_plaintext(ctx, object_key) == data
