@@ -100,9 +100,10 @@ SERVER_TRANSITIONS: Final[dict[State, dict[type[F.Frame], State]]] = {
 
 #: Errors that end the connection once the session is open (before it, every error does).
 _FATAL_WHEN_OPEN: Final[dict[ErrorCode, CloseCode]] = {
+    # A bad frame once open costs its sender an ``error`` and nothing else (the hub's flood guard
+    # disconnects a client that keeps sending refused frames); only an oversize frame, which the
+    # WebSocket layer cannot skip, and a dead token end the connection.
     ErrorCode.FRAME_TOO_LARGE: CloseCode.MESSAGE_TOO_BIG,
-    ErrorCode.BAD_FRAME: CloseCode.PROTOCOL_ERROR,  # not msgpack or not a map: the stream is garbage
-    ErrorCode.WRONG_DIRECTION: CloseCode.POLICY_VIOLATION,  # a client forging server frames
     ErrorCode.TOKEN_INVALID: CloseCode.UNAUTHORIZED,
     ErrorCode.TOKEN_EXPIRED: CloseCode.TOKEN_EXPIRED,
 }

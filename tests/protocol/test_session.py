@@ -259,8 +259,9 @@ def test_every_handshake_error_is_fatal(code: ErrorCode, close: CloseCode) -> No
     ("code", "close"),
     [
         (ErrorCode.FRAME_TOO_LARGE, CloseCode.MESSAGE_TOO_BIG),
-        (ErrorCode.BAD_FRAME, CloseCode.PROTOCOL_ERROR),
-        (ErrorCode.WRONG_DIRECTION, CloseCode.POLICY_VIOLATION),
+        (ErrorCode.TOKEN_EXPIRED, CloseCode.TOKEN_EXPIRED),
+        (ErrorCode.BAD_FRAME, None),
+        (ErrorCode.WRONG_DIRECTION, None),
         (ErrorCode.INVALID_FIELD, None),
         (ErrorCode.UNKNOWN_TYPE, None),
         (ErrorCode.NOT_SUBSCRIBED, None),
