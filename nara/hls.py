@@ -51,10 +51,21 @@ class VariantStats:
     uri: str
     peak_bps: int
     average_bps: int
+    codecs: str = ""
+
+
+def avc_codecs_from_segment(head: bytes, with_audio: bool) -> str | None:
+    """RFC 6381 codecs string read from the first H.264 SPS in a segment (profile, constraint
+    flags and level exactly as the encoder wrote them), or None if no SPS is found."""
+    at = head.find(b"\x00\x00\x01\x67")
+    if at < 0 or len(head) < at + 7:
+        return None
+    video = f"avc1.{head[at + 4:at + 7].hex()}"
+    return f"{video},mp4a.40.2" if with_audio else video
 
 
 def variant_stats(rendition: Rendition, uri: str, playlist: MediaPlaylist,
-                  sizes: Sequence[int]) -> VariantStats:
+                  sizes: Sequence[int], codecs: str | None = None) -> VariantStats:
     """Peak and average bit rates of one variant from its segment sizes (in playlist order)."""
     total_bits = sum(sizes) * 8
     total_s = playlist.duration_s or 1.0
@@ -63,7 +74,7 @@ def variant_stats(rendition: Rendition, uri: str, playlist: MediaPlaylist,
          if seg.duration_s >= 0.5),
         default=total_bits / total_s,
     )
-    return VariantStats(rendition, uri, int(peak), int(total_bits / total_s))
+    return VariantStats(rendition, uri, int(peak), int(total_bits / total_s), codecs or rendition.codecs)
 
 
 def master_playlist(variants: Sequence[VariantStats]) -> str:
@@ -73,7 +84,7 @@ def master_playlist(variants: Sequence[VariantStats]) -> str:
         r = v.rendition
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={v.peak_bps},AVERAGE-BANDWIDTH={v.average_bps},"
-            f"RESOLUTION={r.width}x{r.height},FRAME-RATE={r.fps:.3f},CODECS=\"{r.codecs}\""
+            f"RESOLUTION={r.width}x{r.height},FRAME-RATE={r.fps:.3f},CODECS=\"{v.codecs or r.codecs}\""
         )
         lines.append(v.uri)
     return "\n".join(lines) + "\n"

@@ -24,7 +24,15 @@ from nara import transcode as tx
 from nara.complexity import measure
 from nara.errors import BadJob, EncodeFailed, StorageFailed, Truncated
 from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
-from nara.hls import MediaPlaylist, VariantStats, master_playlist, parse_media_playlist, storyboard_vtt, variant_stats
+from nara.hls import (
+    MediaPlaylist,
+    VariantStats,
+    avc_codecs_from_segment,
+    master_playlist,
+    parse_media_playlist,
+    storyboard_vtt,
+    variant_stats,
+)
 from nara.planner import Audience, Plan, Rendition, first_id, first_rendition, plan, plan_from_dict
 from nara.probe import Probe, probe
 from nara.settings import NaraSettings
@@ -253,10 +261,13 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
             sizes.append((await asyncio.to_thread((rdir / seg.uri).stat)).st_size)
             await _put(ctx, out.key(f"{r.name}/{seg.uri}"), rdir / seg.uri)
         key = await _put(ctx, out.key(f"{r.name}/index.m3u8"), rdir / "index.m3u8")
-        stats = variant_stats(r, f"{r.name}/index.m3u8", media, sizes)
+        head = await asyncio.to_thread(_head_bytes, rdir / media.segments[0].uri)
+        codecs = avc_codecs_from_segment(head, bool(r.audio_kbps) and p.has_audio)
+        stats = variant_stats(r, f"{r.name}/index.m3u8", media, sizes, codecs)
         variants.append(stats)
         renditions.append({"name": r.name, "width": r.width, "height": r.height, "fps": r.fps,
                            "bandwidth": stats.peak_bps, "average_bandwidth": stats.average_bps,
+                           "codecs": stats.codecs,
                            "playlist": key})
     master = work / "master.m3u8"
     await asyncio.to_thread(master.write_text, master_playlist(variants))
@@ -278,6 +289,11 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     metrics.TIME_TO_UPGRADED.observe(time.monotonic() - started)
     await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, UPGRADED, data)
     return data
+
+
+def _head_bytes(path: Path, size: int = 65536) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
 
 
 async def _image(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_plan: Plan,

@@ -91,7 +91,9 @@ class Rendition:
     @property
     def codecs(self) -> str:
         """The RFC 6381 codecs string for the master playlist."""
-        profile_idc = {"baseline": "42e0", "main": "4d40", "high": "6400"}[self.profile]
+        # Constraint flags as x264 writes them (baseline = constrained baseline, 0xc0); the
+        # master playlist prefers the bytes read back from the encoded stream.
+        profile_idc = {"baseline": "42c0", "main": "4d40", "high": "6400"}[self.profile]
         level_idc = round(float(self.level) * 10)
         video = f"avc1.{profile_idc}{level_idc:02x}"
         return f"{video},mp4a.40.2" if self.audio_kbps else video

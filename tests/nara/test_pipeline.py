@@ -62,6 +62,9 @@ async def test_two_phases_master_playlist_and_extras(ctx: Context, tools: Tools,
         assert attr in text
     renditions = data["renditions"]
     assert isinstance(renditions, list) and [r["name"] for r in renditions] == ["240p", "360p"]
+    # CODECS read back from the encoded SPS: x264 baseline is constrained baseline, level 3.0.
+    assert [r["codecs"] for r in renditions] == ["avc1.42c01e,mp4a.40.2"] * 2
+    assert 'CODECS="avc1.42c01e,mp4a.40.2"' in text
     doc = _ffprobe(tools, master, "-show_streams")
     streams = doc["streams"]
     assert isinstance(streams, list)

@@ -85,7 +85,7 @@ def test_profiles_by_rung() -> None:
     assert profiles[240] == profiles[360] == "baseline"
     assert profiles[480] == profiles[720] == "main"
     assert profiles[1080] == "high" and profiles[2160] == "high"
-    assert p.ladder[0].codecs.startswith("avc1.42e0")
+    assert p.ladder[0].codecs.startswith("avc1.42c0")
 
 
 def test_audience_caps_top_rung() -> None:

@@ -76,6 +76,15 @@ def test_phase1_is_an_event_playlist(tmp_path: Path) -> None:
     assert "independent_segments+temp_file" in argv
 
 
+def test_codecs_from_sps() -> None:
+    from nara.hls import avc_codecs_from_segment
+
+    ts = b"\x47" * 10 + b"\x00\x00\x00\x01\x67\x64\x00\x28\xac" + b"\x00" * 10
+    assert avc_codecs_from_segment(ts, True) == "avc1.640028,mp4a.40.2"
+    assert avc_codecs_from_segment(ts, False) == "avc1.640028"
+    assert avc_codecs_from_segment(b"\x47" * 400, False) is None
+
+
 def test_media_playlist_parse_and_vtt() -> None:
     text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_00000.ts\n#EXTINF:1.5,\nseg_00001.ts\n"
     m = parse_media_playlist(text)
