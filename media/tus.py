@@ -166,6 +166,10 @@ class TusApp:
         except MediaError as exc:
             log.error("upload_failed", error=exc.message, code=exc.code, upload_id=upload_id)
             await self._error(send, 500, exc.code, "the upload could not be stored; retry", {})
+        except Exception:
+            # Store or database trouble: the committed offset is intact, so the client may retry.
+            log.exception("upload_error", upload_id=upload_id, method=method)
+            await self._error(send, 500, "internal", "the upload could not be stored; retry", {})
 
     def _capabilities(self) -> dict[str, str]:
         return {"Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
