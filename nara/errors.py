@@ -20,6 +20,7 @@ travels, unchanged, as the ``reason`` of the uploader's media "failed" event::
     ├── ToolTimeout                 "timeout"         no: a file that makes ffmpeg hang stays hostile
     ├── EncodeFailed                "encode_failed"   yes, within the job's retry budget
     ├── StorageFailed               "storage_failed"  yes
+    ├── EventFailed                 "event_failed"    yes
     └── ToolMissing                 "tool_missing"    yes (an operator fixes the worker, the job waits)
 
 Pure: raised by the probe parser and the planner as well as by the I/O edges.
@@ -112,6 +113,10 @@ class StorageFailed(NaraError):
     reason = "storage_failed"
 
 
+class EventFailed(NaraError):
+    reason = "event_failed"
+
+
 class ToolMissing(NaraError):
     reason = "tool_missing"
 
@@ -121,6 +126,6 @@ REASONS: frozenset[str] = frozenset(
     for cls in (
         EmptyInput, NotMedia, UnsupportedFormat, PlaylistRejected, Truncated, NoVideoStream,
         TooLargeDimensions, TooLong, TooManyFrames, TooHeavy, FpsOutOfRange, InputTooLarge, BadJob, ToolTimeout,
-        EncodeFailed, StorageFailed, ToolMissing,
+        EncodeFailed, StorageFailed, EventFailed, ToolMissing,
     )
 )

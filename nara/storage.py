@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Awaitable
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from nara.errors import StorageFailed
+
+T = TypeVar("T")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -71,3 +74,35 @@ class LocalStore:
             return None
         except OSError as exc:
             raise StorageFailed(f"get {key}: {exc}") from exc
+
+
+class BoundedStore:
+    """Puts a time limit on every store call, so a hung object store fails the attempt
+    (``storage_failed``, retried) instead of leaving a job heartbeating forever."""
+
+    def __init__(self, inner: MediaStore, base_s: float = 30.0, min_bytes_per_s: float = 2 * 1024**2) -> None:
+        self.inner = inner
+        self.base_s = base_s
+        self.min_bytes_per_s = min_bytes_per_s
+
+    def _limit(self, size: int) -> float:
+        return self.base_s + size / self.min_bytes_per_s
+
+    async def _bounded(self, what: str, limit: float, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(limit):
+                return await call
+        except TimeoutError:
+            raise StorageFailed(f"{what} took longer than {limit:.0f}s") from None
+
+    async def fetch_to(self, key: str, path: Path) -> None:
+        # The size is unknown before the fetch: allow for the largest accepted upload.
+        await self._bounded(f"fetch {key}", self._limit(8 * 1024**3), self.inner.fetch_to(key, path))
+
+    async def put_file(self, key: str, path: Path, content_type: str, cache_control: str) -> None:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        await self._bounded(f"put {key}", self._limit(size),
+                            self.inner.put_file(key, path, content_type, cache_control))
+
+    async def get_bytes(self, key: str) -> bytes | None:
+        return await self._bounded(f"get {key}", self.base_s, self.inner.get_bytes(key))

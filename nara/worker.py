@@ -29,12 +29,12 @@ from redis.exceptions import RedisError, ResponseError
 
 from nara import metrics
 from nara.errors import NaraError
-from nara.events import FAILED, EventSink
+from nara.events import FAILED, BoundedSink, EventSink
 from nara.keys import DEFAULT, JOB_FIELD, NaraKeys
 from nara.pipeline import Context, Job, run_job
 from nara.planner import Audience
 from nara.settings import NaraSettings
-from nara.storage import MediaStore
+from nara.storage import BoundedStore, MediaStore
 from nara.tools import Tools, locate
 
 # Set-if-new then XADD, atomically: both keys share the {jobs} hash tag (one Cluster slot).
@@ -272,5 +272,5 @@ async def run_worker(settings: NaraSettings, redis: Redis, store: MediaStore, si
                      audience: Audience | None = None) -> None:
     """Run one worker until ``stop`` is set. The composition root (``amaro worker`` / ``amaro dev``)
     owns the Redis client, the store and the sink, and runs this outside the hub's event loop."""
-    ctx = Context(settings, tools or locate(), store, sink, audience or Audience())
+    ctx = Context(settings, tools or locate(), BoundedStore(store), BoundedSink(sink), audience or Audience())
     await Worker(settings, redis, ctx).run(stop)
