@@ -277,3 +277,30 @@ async def test_worker_survives_losing_its_stream_and_group(
         await redis.delete(nk.jobs)
         await enqueue(redis, await _upload(store, "up-after", clips["av"]), nk)
         await sink.wait_for("up-after", "upgraded", timeout=60)
+
+
+async def test_concurrency_limit_is_respected(
+    redis_ns: tuple[Redis, NaraKeys], tools: Tools, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    redis, nk = redis_ns
+    store, sink = LocalStore(tmp_path / "store"), RecordingSink()
+    settings = _settings(tmp_path, nk, "w1", concurrency=2)
+    worker = Worker(settings, redis, Context(settings, tools, store, sink))
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(worker.in_flight))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        async with running(worker):
+            for i in range(4):
+                await enqueue(redis, await _upload(store, f"up-c{i}", clips["av"]), nk)
+            for i in range(4):
+                await sink.wait_for(f"up-c{i}", "upgraded", timeout=60)
+    finally:
+        watcher.cancel()
+    assert peak == 2
