@@ -85,7 +85,14 @@ class Worker:
         self.log = structlog.get_logger("nara.worker").bind(consumer=settings.consumer)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await ensure_group(self.redis, self.keys)
+        while not stop.is_set():
+            try:
+                await ensure_group(self.redis, self.keys)
+                break
+            except (RedisError, OSError) as exc:
+                self.log.warning("redis_unavailable", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
         self.log.info("worker_started", concurrency=self.settings.concurrency)
         loops = [
             asyncio.create_task(self._supervise(loop, stop), name=f"nara-{loop.__name__.strip('_')}")
@@ -154,6 +161,8 @@ class Worker:
                 gone = [m[0] for m in reply[1] if m and not m[1]]
                 if gone:  # Redis 6.2 reports entries deleted while pending this way
                     await self.redis.xack(self.keys.jobs, self.keys.group, *gone)
+                if claimed and claimed[0][0] in self.in_flight:
+                    claimed = []  # our own running job whose heartbeat lagged: keep running it
                 if claimed:
                     msg_id, fields = claimed[0]
                     info = await self.redis.xpending_range(
