@@ -98,7 +98,7 @@ class Connection:
     backpressure gets a writer task, which waits for it to drain; meanwhile the outbox absorbs, up
     to its bound."""
 
-    __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closed", "closing",
+    __slots__ = ("__weakref__", "_log", "_loop", "_scheduled", "_writer", "_written", "bucket", "closed", "closing",
                  "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
 
     def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
@@ -116,6 +116,7 @@ class Connection:
         self.closing = False
         self.closed = asyncio.Event()
         self._log: Any = None
+        self._loop = asyncio.get_running_loop()
         self._scheduled = False
         self._writer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
@@ -133,7 +134,7 @@ class Connection:
         if verdict is Verdict.QUEUED:
             if not self._scheduled and self._writer is None:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)
             return True
         if verdict is Verdict.DROPPED:
             if not self.closing:

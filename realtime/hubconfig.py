@@ -20,7 +20,7 @@ class HubConfig:
     frame_rate: float = 50.0  # frames per second per connection (token bucket) ...
     frame_burst: float = 100.0  # ... with this burst
     flood_limit: int = 100  # refused frames in a row before closing with FLOOD (4009)
-    accept_rate: float = 500.0  # new sockets per second per node (reconnect storms)
+    accept_rate: float = 1000.0  # new sockets per second per node (reconnect storms), burst 2x
     user_rate: int = 60  # chat sends + publishes + reactions per user per 10 s, across nodes
     max_recover: int = 1000  # longest gap replayed on resume; beyond it recovered=False
     reaction_window_ms: int = 150  # at most one react.counts per target per window
@@ -39,7 +39,7 @@ class HubConfig:
             outbox_bytes=env_int(e, "AMARO_HUB_OUTBOX_BYTES", 1 << 20, minimum=4096),
             frame_rate=env_float(e, "AMARO_HUB_FRAME_RATE", 50.0, minimum=1.0),
             frame_burst=env_float(e, "AMARO_HUB_FRAME_BURST", 100.0, minimum=1.0),
-            accept_rate=env_float(e, "AMARO_HUB_ACCEPT_RATE", 500.0, minimum=1.0),
+            accept_rate=env_float(e, "AMARO_HUB_ACCEPT_RATE", 1000.0, minimum=1.0),
             user_rate=env_int(e, "AMARO_HUB_USER_RATE", 60, minimum=1),
             max_recover=env_int(e, "AMARO_HUB_MAX_RECOVER", 1000, minimum=0),
             reconcile_s=env_float(e, "AMARO_HUB_RECONCILE", 5.0, minimum=0.5),

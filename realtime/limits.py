@@ -55,17 +55,38 @@ class FloodGuard:
 
 
 class UserLimits:
-    """Fixed-window counters per user and action, shared by every node."""
+    """Fixed-window counters per user and action, shared by every node.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    A node leases ``lease`` units at a time from the shared counter (one ``INCRBY``) and spends
+    them locally, so most writes cost no Redis round trip. The limit holds across nodes to within
+    the units leased but unspent (at most ``lease - 1`` per node and user)."""
+
+    def __init__(self, redis: aioredis.Redis, lease: int = 5) -> None:
         self.redis = redis
+        self.lease = max(1, lease)
+        self._window: dict[int, int] = {}  # window_s -> current window index
+        self._left: dict[tuple[str, str, int], int] = {}  # (user, name, window_s) -> units leased
 
     async def hit(self, user: str, name: str, limit: int, window_s: int, *, now: float | None = None) -> bool:
         """Count one ``name`` action of ``user``; False when over ``limit`` in the current window."""
         window = int((time.time() if now is None else now) // window_s)
+        if self._window.get(window_s) != window:
+            self._window[window_s] = window
+            for k in [k for k in self._left if k[2] == window_s]:
+                del self._left[k]
+        local = (user, name, window_s)
+        left = self._left.get(local, 0)
+        if left > 0:
+            self._left[local] = left - 1
+            return True
         key = keys.user_limit(user, name, window)
+        take = min(self.lease, limit)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, take)
             pipe.expire(key, window_s + 1)
-            count, _ = await pipe.execute()
-        return int(count) <= limit
+            total, _ = await pipe.execute()
+        granted = min(take, limit - (int(total) - take))
+        if granted <= 0:
+            return False
+        self._left[local] = granted - 1
+        return True

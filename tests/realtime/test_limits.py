@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import redis.asyncio as aioredis
 
 from realtime.limits import FloodGuard, TokenBucket, UserLimits
@@ -37,8 +39,18 @@ def test_typing_is_throttled_and_expires() -> None:
 
 
 async def test_user_limits_are_shared_across_nodes(redis: aioredis.Redis) -> None:
-    node_a, node_b = UserLimits(redis), UserLimits(redis)
-    results = [await (node_a if i % 2 else node_b).hit("user-1", "write", 5, 10, now=1000.0) for i in range(7)]
+    user = f"user-{uuid.uuid4().hex}"
+    node_a, node_b = UserLimits(redis, lease=1), UserLimits(redis, lease=1)
+    results = [await (node_a if i % 2 else node_b).hit(user, "write", 5, 10, now=1000.0) for i in range(7)]
     assert results == [True] * 5 + [False] * 2
-    assert await node_a.hit("user-1", "write", 5, 10, now=1010.0)  # next window
-    assert await node_a.hit("user-2", "write", 5, 10, now=1000.0)
+    assert await node_a.hit(user, "write", 5, 10, now=1010.0)  # next window
+    assert await node_a.hit(f"{user}-other", "write", 5, 10, now=1000.0)
+
+
+async def test_leased_limits_cost_few_round_trips_and_stay_close(redis: aioredis.Redis) -> None:
+    user = f"user-{uuid.uuid4().hex}"
+    nodes = [UserLimits(redis, lease=5) for _ in range(3)]
+    allowed = [await nodes[i % 3].hit(user, "write", 40, 10, now=2000.0) for i in range(60)]
+    # Never more than the limit; less by at most the units leased but unspent on each node.
+    assert 40 - 3 * 4 <= sum(allowed) <= 40
+    assert not any(allowed[45:])
