@@ -98,7 +98,7 @@ class Connection:
     backpressure gets a writer task, which waits for it to drain; meanwhile the outbox absorbs, up
     to its bound."""
 
-    __slots__ = ("__weakref__", "_log", "_loop", "_scheduled", "_writer", "_written", "bucket", "closed", "closing",
+    __slots__ = ("__weakref__", "_log", "_loop", "_scheduled", "_writer", "_written", "bucket", "closing",
                  "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
 
     def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
@@ -114,12 +114,11 @@ class Connection:
         self.bucket = TokenBucket(config.frame_rate, config.frame_burst, time.monotonic())
         self.flood = FloodGuard(config.flood_limit)
         self.closing = False
-        self.closed = asyncio.Event()
         self._log: Any = None
         self._loop = asyncio.get_running_loop()
         self._scheduled = False
         self._writer: asyncio.Task[None] | None = None
-        self._written = asyncio.Event()
+        self._written: asyncio.Event | None = None  # created by ``writable`` when someone waits
 
     @property
     def log(self) -> Any:
@@ -164,7 +163,8 @@ class Connection:
         OUTBOX_BYTES.observe(sum(map(len, frames)))
         try:
             if self.transport.try_write(frames):
-                self._written.set()
+                if self._written is not None:
+                    self._written.set()
                 return
         except Exception as exc:
             self._write_failed(exc)
@@ -175,7 +175,8 @@ class Connection:
         try:
             while frames:
                 await self.transport.send_many(frames)
-                self._written.set()
+                if self._written is not None:
+                    self._written.set()
                 frames = self.outbox.take()
         except asyncio.CancelledError:
             raise
@@ -194,6 +195,8 @@ class Connection:
         """Wait until at most ``limit`` bytes are queued (the writer caught up). False on timeout
         or when the connection is closing. Used to pace large replays instead of overflowing."""
         deadline = time.monotonic() + timeout_s
+        if self._written is None:
+            self._written = asyncio.Event()
         while self.outbox.bytes > limit and not self.closing:
             self._written.clear()
             left = deadline - time.monotonic()
@@ -241,7 +244,6 @@ class Connection:
         except Exception as exc:
             self.log.debug("close_failed", error=type(exc).__name__)
             self.transport.abort()
-        self.closed.set()
 
     def stop_writer(self) -> None:
         self.outbox.closed = True
