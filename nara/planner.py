@@ -70,6 +70,10 @@ class Policy:
     max_complexity_factor: float = 1.6
     bandwidth_headroom: float = 1.4
     slow_uplink_bps: int = 2_000_000
+    # Capped CRF: quality target per rung; the planned bitrate is only the cap (-maxrate).
+    crf: int = 23
+    crf_low_rungs: int = 24
+    crf_fast: int = 26
     image_widths: tuple[int, ...] = (320, 640, 1080, 2048)
 
 
@@ -191,7 +195,7 @@ def first_rendition(probe: Probe, uplink_bps: int | None, policy: Policy | None 
     fps = min(_target_fps(probe.fps, side), 30.0)
     first = Rendition(
         name="fast", width=width, height=height, fps=fps, gop_frames=_gop(fps, policy.segment_s),
-        crf=26, video_kbps=rung.kbps, bufsize_kbps=rung.kbps * 2, profile="baseline", level="3.1",
+        crf=policy.crf_fast, video_kbps=rung.kbps, bufsize_kbps=rung.kbps * 2, profile="baseline", level="3.1",
         # Decoding a big source is the cost here; the cheapest encoder preset keeps up with it.
         preset="ultrafast" if src_short >= 1080 else "veryfast",
         audio_kbps=64 if probe.has_audio else 0,
@@ -268,7 +272,7 @@ def plan(probe: Probe, bpp: float | None, uplink_bps: int | None, audience: Audi
         ladder.append(Rendition(
             name=f"{rung.short_side}p{round(fps) if fps > 30.5 else ''}",
             width=width, height=height, fps=fps, gop_frames=_gop(fps, policy.segment_s),
-            crf=23 if rung.short_side >= 720 else 24,
+            crf=policy.crf if rung.short_side >= 720 else policy.crf_low_rungs,
             video_kbps=kbps, bufsize_kbps=kbps * 2, profile=profile, level=level,
             preset=policy.preset, audio_kbps=_audio_kbps(probe, rung.short_side),
         ))

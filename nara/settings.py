@@ -64,7 +64,10 @@ class NaraSettings:
             nice=_int(env, "AMARO_NARA_NICE", base.limits.nice),
             max_memory_bytes=_int(env, "AMARO_NARA_MAX_MEMORY_BYTES", base.limits.max_memory_bytes),
         )
+        crf = _int(env, "AMARO_NARA_CRF", base.policy.crf)
         policy = Policy(
+            crf=crf,
+            crf_low_rungs=crf + (base.policy.crf_low_rungs - base.policy.crf),
             preset=env.get("AMARO_NARA_PRESET", base.policy.preset),
             segment_s=_float(env, "AMARO_NARA_SEGMENT_S", base.policy.segment_s),
         )
