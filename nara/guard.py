@@ -35,9 +35,10 @@ ALLOWED_DEMUXERS: tuple[str, ...] = (
 PROTOCOL_WHITELIST = "file"
 
 # Playlist and script signatures that must never reach a demuxer, whatever the file is named.
-_PLAYLIST_MARKERS: tuple[bytes, ...] = (
-    b"#EXTM3U", b"#EXT-X-", b"ffconcat", b"[playlist]", b"<MPD", b"<?xml", b"<smil", b"#EXTINF",
-)
+# Leading markers must open the file; inner markers may sit anywhere near its start (an XML
+# prolog before <MPD>, junk lines before #EXTINF that some demuxers would skip).
+_LEADING_MARKERS: tuple[bytes, ...] = (b"#extm3u", b"ffconcat", b"[playlist]")
+_INNER_MARKERS: tuple[bytes, ...] = (b"#ext-x-", b"#extinf", b"<mpd", b"<smil")
 SNIFF_BYTES = 4096
 
 
@@ -87,9 +88,8 @@ def sniff(path: Path, limits: Limits) -> tuple[bytes, int]:
         head = f.read(SNIFF_BYTES)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     lowered = stripped[:512].lower()
-    for marker in _PLAYLIST_MARKERS:
-        if stripped.startswith(marker) or (marker.startswith(b"#EXT") and marker.lower() in lowered):
-            raise PlaylistRejected("the upload is a playlist or script, not media")
+    if lowered.startswith(_LEADING_MARKERS) or any(marker in lowered for marker in _INNER_MARKERS):
+        raise PlaylistRejected("the upload is a playlist or script, not media")
     return head, size
 
 

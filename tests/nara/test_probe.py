@@ -140,6 +140,24 @@ async def test_concat_script_disguised(
     assert (await _reject(f, tools, limits)).reason == "playlist_rejected"
 
 
+def test_sniffer_markers(tmp_path: Path, limits: Limits) -> None:
+    from nara.guard import sniff
+
+    cases = {
+        b"#EXTM3U\n": True, b"\r\n#extm3u\n": True, b"ffconcat version 1.0\n": True,
+        b"garbage\n#EXTINF:2,\nfile.ts\n": True, b'<?xml version="1.0"?>\n<MPD xmlns="x">': True,
+        b'<?xml version="1.0"?>\n<svg xmlns="x"/>': False, b"\x00\x00\x00\x18ftypmp42": False,
+    }
+    for payload, rejected in cases.items():
+        f = tmp_path / "source"
+        f.write_bytes(payload)
+        if rejected:
+            with pytest.raises(errors.PlaylistRejected):
+                sniff(f, limits)
+        else:
+            assert sniff(f, limits) == (payload, len(payload))
+
+
 async def test_absurd_png_dimensions(tmp_path: Path, tools: Tools, limits: Limits) -> None:
     f = tmp_path / "source"
     f.write_bytes(png_claiming(30000, 30000))
