@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import msgpack
 
+from realtime.config import Settings
+
 PREFIX = "at1"
 MAX_TOKEN_LENGTH = 1024
 
@@ -104,3 +106,9 @@ class TokenSigner:
         if exp <= int(time.time() if now is None else now):
             raise TokenError("token expired", expired=True)
         return AccessClaims(user_id=sub, session_id=sid, issued_at=iat, expires_at=exp)
+
+
+def signer_for(settings: Settings) -> TokenSigner:
+    """The signer configured by ``AMARO_TOKEN_SECRET`` and ``AMARO_TOKEN_PREVIOUS_SECRETS``."""
+    return TokenSigner(settings.token_secret.encode(), tuple(s.encode() for s in settings.token_previous_secrets),
+                       ttl_s=settings.access_ttl_s)

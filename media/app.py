@@ -16,14 +16,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from feed.tokens import TokenSigner
+from feed.tokens import signer_for
 from media.backends import close_store, open_store
 from media.cleanup import run_cleanup, run_key_rotation
 from media.config import MediaSettings
@@ -33,6 +31,8 @@ from media.events import MediaEvents, NoEvents
 from media.keyring import Keyring
 from media.tus import TusApp
 from realtime.config import Settings
+from realtime.events import EventSink
+from realtime.http import RequestContext, health_routes
 from realtime.services import Services
 
 
@@ -43,8 +43,7 @@ async def open_media(services: Services, media: MediaSettings | None = None, *,
     media = media or MediaSettings.from_env(data_dir=settings.data_dir)
     keyring = await asyncio.to_thread(Keyring.load, media)
     store = await open_store(media, ensure_bucket=ensure_bucket)
-    tokens = TokenSigner(settings.token_secret.encode(),
-                         tuple(s.encode() for s in settings.token_previous_secrets), ttl_s=settings.access_ttl_s)
+    tokens = signer_for(settings)
     return MediaContext(media=media, redis=services.redis, db=services.db, store=store, keyring=keyring,
                         tokens=tokens, events=events or NoEvents(), allowed_origins=settings.allowed_origins)
 
@@ -91,38 +90,34 @@ def build_ingest_app(settings: Settings, media: MediaSettings | None = None, *,
     from hub nodes. ``background`` runs the expiry/hand-off sweep and scheduled key rotation."""
     uploads = _Deferred()
 
+    opened: list[Services] = []
+
+    async def check() -> dict[str, str]:
+        return await opened[0].check() if opened else {"services": "starting"}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.open(settings)
-        ctx = await open_media(services, media, events=events, ensure_bucket=ensure_bucket)
+        opened.append(services)
+        # Progress and failure events reach the uploader's socket through the hubs' fan-out.
+        sink = events if events is not None else EventSink.from_services(services)
+        ctx = await open_media(services, media, events=sink, ensure_bucket=ensure_bucket)
         uploads.target = build_uploads_app(ctx)
         app.state.media = ctx
-        app.state.services = services
         tasks = [asyncio.create_task(run_cleanup(ctx)), asyncio.create_task(run_key_rotation(ctx))] \
             if background else []
         try:
             yield
         finally:
+            await drain_uploads(ctx, settings.drain_timeout_s)
             uploads.target = None
-            app.state.services = None
+            opened.clear()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await close_media(ctx)
             await services.close()
 
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(request: Request) -> Response:
-        services: Services | None = getattr(request.app.state, "services", None)
-        checks = await services.check() if services is not None else {"services": "starting"}
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
-                            headers={"Cache-Control": "no-store"})
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
-                             Mount("/uploads", app=uploads)], lifespan=lifespan)
+    app = Starlette(routes=[*health_routes(check), Mount("/uploads", app=uploads)], lifespan=lifespan)
+    app.add_middleware(RequestContext)
+    return app

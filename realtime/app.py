@@ -6,135 +6,92 @@ lifespan only starts and stops the parts' background tasks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute
 
 from feed.accounts import Accounts
-from feed.api import AttemptLimits, JSONResponse, auth_routes
+from feed.api import AttemptLimits, auth_routes
 from feed.passwords import PasswordHasher
-from feed.tokens import TokenSigner
+from feed.tokens import TokenSigner, signer_for
+from media.app import close_media, drain_uploads, open_media, upload_routes
+from media.cleanup import run_cleanup, run_key_rotation
+from media.context import MediaContext
 from realtime.config import Settings
+from realtime.http import RequestContext, health_routes
 from realtime.limits import UserLimits
 from realtime.node import HubNode
 from realtime.services import Services
 
-HTTP_REQUESTS = Counter("amaro_http_requests_total", "HTTP requests by route and status",
-                        ["method", "route", "status"])
-HTTP_LATENCY = Histogram("amaro_http_request_seconds", "HTTP request latency by route", ["route"])
-
-
-def make_signer(settings: Settings) -> TokenSigner:
-    return TokenSigner(settings.token_secret.encode(),
-                       tuple(s.encode() for s in settings.token_previous_secrets),
-                       ttl_s=settings.access_ttl_s)
-
-
-class RequestContext:
-    """Pure ASGI middleware: a request id per HTTP request (echoed as ``X-Request-Id``), bound to
-    every log line of that request, plus request metrics."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        if scope["type"] == "websocket":
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                structlog.contextvars.unbind_contextvars("request_id")
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(scope.get("method", ""), name, str(status)).inc()
-            HTTP_LATENCY.labels(name).observe(time.perf_counter() - started)
-            structlog.contextvars.unbind_contextvars("request_id")
-
 
 @dataclass
 class NodeParts:
-    """Everything a hub node's app is made of; the CLI and the tests build one."""
+    """Everything a node's app is made of; the CLI and the tests build one with ``open``."""
 
     settings: Settings
     services: Services
     signer: TokenSigner
     accounts: Accounts
     hub: HubNode
+    media: MediaContext | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def assemble(cls, settings: Settings, services: Services) -> NodeParts:
-        signer = make_signer(settings)
+    async def open(cls, settings: Settings, services: Services, *, uploads: bool = True) -> NodeParts:
+        signer = signer_for(settings)
         hasher = PasswordHasher(settings.password_memory_kib, settings.password_iterations)
         accounts = Accounts(services.db, signer, hasher, settings.refresh_ttl_s)
         hub = HubNode(settings, services, signer)
-        return cls(settings, services, signer, accounts, hub)
+        media = await open_media(services, events=hub.events) if uploads else None
+        return cls(settings, services, signer, accounts, hub, media)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            *health_routes(self.services.check),
+            *auth_routes(self.accounts, AttemptLimits(UserLimits(self.services.redis),
+                                                      self.settings.auth_attempts_per_address,
+                                                      self.settings.auth_attempts_per_username)),
+            *self.hub.routes(),
+            *(upload_routes(self.media) if self.media is not None else ()),
+        ]
+
+    async def start(self) -> None:
+        await self.hub.start()
+        if self.media is not None:
+            self._tasks = [asyncio.create_task(run_cleanup(self.media), name="media-cleanup"),
+                           asyncio.create_task(run_key_rotation(self.media), name="media-key-rotation")]
+
+    async def drain(self) -> None:
+        """Tell sockets to reconnect elsewhere and let uploads commit what arrived, together."""
+        if self.media is None:
+            await self.hub.drain()
+            return
+        await asyncio.gather(self.hub.drain(), drain_uploads(self.media, self.settings.drain_timeout_s))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.hub.stop()
+        if self.media is not None:
+            await close_media(self.media)
 
 
-def health_routes(services: Services) -> list[Route]:
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(request: Request) -> Response:
-        checks = await services.check()
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
-                            headers={"Cache-Control": "no-store"})
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
-
-
-def build_app(parts: NodeParts, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def build_app(parts: NodeParts) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await parts.hub.start()
+        await parts.start()
         try:
             yield
         finally:
-            await parts.hub.drain()
-            await parts.hub.stop()
+            await parts.drain()
+            await parts.stop()
 
-    routes: list[BaseRoute] = [
-        *health_routes(parts.services),
-        *auth_routes(parts.accounts, AttemptLimits(UserLimits(parts.services.redis),
-                                                   parts.settings.auth_attempts_per_address,
-                                                   parts.settings.auth_attempts_per_username)),
-        *parts.hub.routes(),
-        *extra_routes,
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=parts.routes(), lifespan=lifespan)
     app.add_middleware(RequestContext)
     return app

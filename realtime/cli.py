@@ -87,13 +87,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_hub(args: argparse.Namespace) -> int:
     from realtime.serve import serve_hub
 
-    return run_async(serve_hub(load_settings(), role="hub"))
+    return run_async(serve_hub(load_settings()))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from realtime.serve import serve_hub
+    from realtime.serve import serve_ingest
 
-    return run_async(serve_hub(load_settings(), role="ingest"))
+    return run_async(serve_ingest(load_settings()))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import structlog
 import uvicorn
 
 from realtime.app import NodeParts, build_app
-from realtime.config import Settings
-from realtime.node import HubNode
+from realtime.config import Settings, env_bool
 from realtime.services import Services
 
 log = structlog.get_logger(__name__)
 
+Drain = Callable[[], Awaitable[object]]
+
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn, except that the first SIGTERM/SIGINT drains the hub (clients told to reconnect
-    elsewhere, in-flight work finished) before the server stops; a second signal stops at once."""
+    """uvicorn, except that the first SIGTERM/SIGINT drains the node (clients told to reconnect
+    elsewhere, uploads commit what arrived, in-flight work finished) before the server stops; a
+    second signal stops at once."""
 
-    def __init__(self, config: uvicorn.Config, hub: HubNode, drain_timeout_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_timeout_s: float) -> None:
         super().__init__(config)
-        self._hub = hub
+        self._drain = drain
         self._drain_timeout_s = drain_timeout_s
         self._drain_task: asyncio.Task[None] | None = None
 
@@ -41,7 +44,7 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
         log.info("drain_started", signal=signal.Signals(sig).name)
         try:
-            await asyncio.wait_for(self._hub.drain(), self._drain_timeout_s)
+            await asyncio.wait_for(self._drain(), self._drain_timeout_s)
         except TimeoutError:
             log.warning("drain_deadline_passed", seconds=self._drain_timeout_s)
         except Exception:
@@ -70,24 +73,77 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
     )
 
 
-async def serve_hub(settings: Settings, role: str = "hub") -> int:
+async def serve_hub(settings: Settings) -> int:
+    """A hub node: sockets, the auth API and (unless ``AMARO_HUB_UPLOADS=0``) the upload path."""
+    import os
+
     services = await Services.open(settings)
     try:
-        parts = NodeParts.assemble(settings, services)
-        app = build_app(parts)
-        server = DrainingServer(uvicorn_config(app, settings), parts.hub, settings.drain_timeout_s)
-        log.info("node_starting", role=role, node=settings.node_id, host=settings.host, port=settings.port)
+        parts = await NodeParts.open(settings, services, uploads=env_bool(os.environ, "AMARO_HUB_UPLOADS", True))
+        server = DrainingServer(uvicorn_config(build_app(parts), settings), parts.drain, settings.drain_timeout_s)
+        log.info("node_starting", role="hub", node=settings.node_id, host=settings.host, port=settings.port)
         await server.serve()
     finally:
         await services.close()
     return 0
 
 
+async def serve_ingest(settings: Settings) -> int:
+    """An upload-only node, scaled apart from the hubs."""
+    from media.app import build_ingest_app, drain_uploads
+
+    app = build_ingest_app(settings)
+
+    async def drain() -> None:
+        ctx = getattr(app.state, "media", None)
+        if ctx is not None:
+            await drain_uploads(ctx, settings.drain_timeout_s)
+
+    server = DrainingServer(uvicorn_config(app, settings), drain, settings.drain_timeout_s)
+    log.info("node_starting", role="ingest", node=settings.node_id, host=settings.host, port=settings.port)
+    await server.serve()
+    return 0
+
+
 async def serve_worker(settings: Settings) -> int:
-    log.error("worker_unavailable", reason="the NARA worker is not wired into this build yet")
-    return 1
+    """A NARA-1r worker: jobs from the Redis Streams consumer group, originals decrypted from the
+    media store, outputs stored back, events to the uploader through the hubs' fan-out."""
+    from media.app import close_media, open_media
+    from media.originals import NaraStore
+    from nara.settings import NaraSettings
+    from nara.worker import run_worker
+    from realtime.events import EventSink
+
+    nara_settings = NaraSettings.from_env()
+    services = await Services.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        sink = EventSink.from_services(services)
+        media = await open_media(services, events=sink)
+        try:
+            log.info("worker_starting", node=settings.node_id, concurrency=nara_settings.concurrency)
+            await run_worker(nara_settings, services.redis, NaraStore(media.store, media.keyring), sink, stop)
+        finally:
+            await close_media(media)
+    finally:
+        await services.close()
+    return 0
 
 
 async def keys_main(settings: Settings, action: str) -> int:
-    log.error("keys_unavailable", action=action, reason="media key management is not wired into this build yet")
-    return 1
+    """``amaro keys rotate``: new originals use a new master key. ``amaro keys rewrap``: re-wrap
+    every original's data key with the newest master key (headers only, data untouched)."""
+    from media.rotation import rewrap_all, rotate_keys
+
+    if action == "rotate":
+        key_id = await rotate_keys(settings)
+        log.info("media_key_rotated", key_id=key_id)
+        print(key_id)
+    else:
+        count = await rewrap_all(settings)
+        log.info("media_keys_rewrapped", objects=count)
+        print(count)
+    return 0

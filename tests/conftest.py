@@ -161,7 +161,7 @@ async def running_node(settings: Settings, services: Services) -> AsyncIterator[
     from realtime.serve import uvicorn_config
 
     node_settings = dataclasses.replace(settings, port=free_port(), node_id="test-node-inproc")
-    parts = NodeParts.assemble(node_settings, services)
+    parts = await NodeParts.open(node_settings, services)
     import uvicorn
 
     server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))

@@ -24,7 +24,7 @@ from tests.realtime.wsclient import Client
 async def test_drain_tells_clients_to_reconnect_and_closes_them(settings: Settings, services: Services,
                                                                 db: asyncpg.Pool) -> None:
     node_settings = dataclasses.replace(settings, port=free_port(), node_id="test-drain", drain_timeout_s=4.0)
-    parts = NodeParts.assemble(node_settings, services)
+    parts = await NodeParts.open(node_settings, services, uploads=False)
     server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))
     task = asyncio.create_task(server.serve())
     while not server.started:
