@@ -133,6 +133,10 @@ def parse_probe(doc: dict[str, Any], limits: Limits, size_bytes: int = 0) -> Pro
     ):
         raise TooLargeDimensions(f"{coded_w}x{coded_h} exceeds {limits.max_width}x{limits.max_height}")
     rotation = _rotation(video)
+    frames_info = [f for f in doc.get("frames") or [] if isinstance(f, dict)]
+    if rotation == 0 and frames_info:
+        # Still images carry EXIF orientation on the decoded frame, not on the stream.
+        rotation = _rotation(frames_info[0])
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
 
     is_image = container in _IMAGE_FORMATS
@@ -225,6 +229,8 @@ async def probe(path: Path, tools: Tools, limits: Limits) -> Probe:
     argv = [
         str(tools.ffprobe), "-hide_banner", "-v", "error",
         "-of", "json", "-show_format", "-show_streams",
+        # One decoded frame: where still images keep their EXIF orientation.
+        "-show_frames", "-read_intervals", "%+#1",
         *input_args(path),
     ]
     done = await run_guarded(

@@ -120,3 +120,18 @@ async def redis_ns(redis_url: str) -> AsyncIterator[tuple[Redis, NaraKeys]]:
         async for key in client.scan_iter(match=f"{nk.namespace}:*", count=500):
             await client.delete(key)
         await client.aclose()
+
+
+def jpeg_with_orientation(tools: Tools, path: Path, orientation: int, size: str = "400x300") -> Path:
+    """A real JPEG (ffmpeg testsrc2) with an EXIF APP1 segment carrying ``orientation``."""
+    plain = path.with_suffix(".plain.jpg")
+    subprocess.run(
+        [str(tools.ffmpeg), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         f"testsrc2=size={size}", "-frames:v", "1", str(plain)],
+        check=True, timeout=30,
+    )
+    data = plain.read_bytes()
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    path.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+    return path

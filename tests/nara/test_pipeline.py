@@ -15,7 +15,7 @@ from nara.settings import NaraSettings
 from nara.storage import LocalStore
 from nara.tools import Tools
 
-from .conftest import make_clip
+from .conftest import jpeg_with_orientation, make_clip
 from .sinks import RecordingSink
 
 
@@ -175,3 +175,14 @@ async def test_dark_clip_still_gets_a_poster(ctx: Context, tools: Tools, tmp_pat
     )
     data, root = await _run(ctx, clip, "night")
     assert data["poster"] and (root / str(data["poster"])).stat().st_size > 0
+
+
+async def test_phone_photo_orientation_applied(ctx: Context, tools: Tools, tmp_path: Path) -> None:
+    """EXIF orientation 6 (a portrait phone photo stored landscape) is applied, never upscaled."""
+    photo = jpeg_with_orientation(tools, tmp_path / "phone.jpg", 6)
+    data, root = await _run(ctx, photo, "phone")
+    assert (data["width"], data["height"]) == (300, 400)
+    variants = data["variants"]
+    assert isinstance(variants, list) and [v["width"] for v in variants] == [300]
+    info = _ffprobe(tools, root / variants[0]["webp"], "-show_streams")["streams"]
+    assert isinstance(info, list) and (info[0]["width"], info[0]["height"]) == (300, 400)
