@@ -38,7 +38,7 @@ def sample_args(tools: Tools, src: Path, out: Path, probe: Probe, threads: int) 
     return [
         str(tools.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-threads", str(threads), "-ss", f"{start}", "-t", f"{length}", *input_args(src),
-        "-map", "0:v:0", "-an", "-sn", "-dn",
+        "-map", probe.video_ref, "-an", "-sn", "-dn",
         "-vf", f"scale={width}:{height}:flags=bicubic,format=yuv420p",
         "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(SAMPLE_CRF), "-threads", str(threads),
         "-f", "h264", f"file:{out}",

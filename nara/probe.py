@@ -61,6 +61,17 @@ class Probe:
     audio_channels: int = 0
     audio_sample_rate: int = 0
     audio_bitrate: int = 0
+    # Absolute stream indexes: "0:v:0" could be an attached cover picture, never the clip.
+    video_index: int = 0
+    audio_index: int = 1
+
+    @property
+    def video_ref(self) -> str:
+        return f"0:{self.video_index}"
+
+    @property
+    def audio_ref(self) -> str:
+        return f"0:{self.audio_index}"
 
     @property
     def pixels(self) -> int:
@@ -183,6 +194,8 @@ def parse_probe(doc: dict[str, Any], limits: Limits, size_bytes: int = 0) -> Pro
         audio_channels=int(_num(audio.get("channels"))) if audio else 0,
         audio_sample_rate=int(_num(audio.get("sample_rate"))) if audio else 0,
         audio_bitrate=int(_num(audio.get("bit_rate"))) if audio else 0,
+        video_index=int(_num(video.get("index"))),
+        audio_index=int(_num(audio.get("index"), -1)) if audio else -1,
     )
 
 

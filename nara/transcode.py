@@ -117,14 +117,14 @@ def phase1_args(tools: Tools, src: Path, playlist: Path, poster: Path, first: Re
                 segment_s: float, probe: Probe, limits: Limits) -> list[str]:
     """The fast rendition as a growing (EVENT) HLS playlist, and the poster, from one decode."""
     graph = ";".join([
-        "[0:v:0]split=2[f][p]",
+        f"[{probe.video_ref}]split=2[f][p]",
         f"[f]fps={first.fps:g},{_scale(first.width, first.height)}[v]",
         _poster_graph(probe, "p", "poster"),
     ])
     argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", graph,
             "-map", "[v]", *video_codec_args(first, segment_s, limits.threads)]
     if probe.has_audio and first.audio_kbps:
-        argv += ["-map", "0:a:0", *audio_codec_args(first)]
+        argv += ["-map", probe.audio_ref, *audio_codec_args(first)]
     argv += ["-map_metadata", "-1", *hls_args(segment_s, playlist, "event")]
     return [*argv, "-map", "[poster]", "-map_metadata", "-1", *image_out_args(poster)]
 
@@ -168,7 +168,7 @@ def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe,
     plays everywhere) and the storyboard sprite sheet."""
     n = len(plan.ladder)
     extra = [label for label, path in (("sp", preview), ("sb", storyboard)) if path is not None]
-    graph = [f"[0:v:0]split={n + len(extra)}" + "".join(f"[s{i}]" for i in range(n))
+    graph = [f"[{probe.video_ref}]split={n + len(extra)}" + "".join(f"[s{i}]" for i in range(n))
              + "".join(f"[{label}]" for label in extra)]
     for i, r in enumerate(plan.ladder):
         graph.append(f"[s{i}]fps={r.fps:g},{_scale(r.width, r.height)}[v{i}]")
@@ -179,7 +179,7 @@ def phase2_args(tools: Tools, src: Path, outdir: Path, plan: Plan, probe: Probe,
     with_audio = probe.has_audio and any(r.audio_kbps for r in plan.ladder)
     if with_audio:
         # Single-pass loudnorm to the usual streaming target; it resamples to 192 kHz internally.
-        graph.append("[0:a:0]loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000,"
+        graph.append(f"[{probe.audio_ref}]loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000,"
                      f"asplit={n}" + "".join(f"[a{i}]" for i in range(n)))
     argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]
     for i, r in enumerate(plan.ladder):
@@ -200,7 +200,7 @@ def image_args(tools: Tools, src: Path, outdir: Path, widths: tuple[int, ...], p
                limits: Limits) -> list[str]:
     """Every width as WebP and JPEG from one decode."""
     n = len(widths)
-    graph = [f"[0:v:0]format=rgb24,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    graph = [f"[{probe.video_ref}]format=rgb24,split={n}" + "".join(f"[s{i}]" for i in range(n))]
     for i, w in enumerate(widths):
         graph.append(f"[s{i}]scale={w}:-2:flags=lanczos,split=2[w{i}][j{i}]")
     argv = [*_head(tools, limits), *_untrusted(src, limits), "-filter_complex", ";".join(graph)]

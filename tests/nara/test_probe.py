@@ -208,3 +208,16 @@ def test_image_probe_pure() -> None:
                         "avg_frame_rate": "0/0", "r_frame_rate": "25/1"}]}
     p = parse_probe(doc, Limits())
     assert (p.kind, p.frames, p.duration_s) == ("image", 1, 0.0)
+
+
+def test_cover_art_is_not_the_video() -> None:
+    cover = {"index": 0, "codec_type": "video", "codec_name": "mjpeg", "width": 600, "height": 600,
+             "disposition": {"attached_pic": 1}}
+    video = {"index": 1, "codec_type": "video", "codec_name": "h264", "width": 1280, "height": 720,
+             "avg_frame_rate": "25/1"}
+    audio = {"index": 2, "codec_type": "audio", "codec_name": "aac", "channels": 2, "sample_rate": "44100"}
+    fmt = {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "4.0"}
+    p = parse_probe({"format": fmt, "streams": [cover, video, audio]}, Limits())
+    assert (p.video_ref, p.audio_ref, p.width, p.fps) == ("0:1", "0:2", 1280, 25.0)
+    with pytest.raises(errors.NoVideoStream):  # a song with its album cover
+        parse_probe({"format": fmt, "streams": [cover, audio]}, Limits())
