@@ -200,9 +200,11 @@ def first_rendition(probe: Probe, uplink_bps: int | None, policy: Policy | None 
         preset="ultrafast" if src_short >= 1080 else "veryfast",
         audio_kbps=64 if probe.has_audio else 0,
     )
-    why = f"fast first rendition {width}x{height}@{fps:g} {first.preset}" + (
-        f": uplink {uplink_bps // 1000} kbps is slow" if slow and uplink_bps is not None else ""
-    )
+    if uplink_bps is None:
+        network = "uplink unknown"
+    else:
+        network = f"uplink {uplink_bps // 1000} kbps" + (" is slow" if slow else "")
+    why = f"fast first rendition {width}x{height}@{fps:g} {first.preset} ({network})"
     return first, why
 
 
