@@ -7,7 +7,7 @@ import struct
 import subprocess
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -96,13 +96,6 @@ def clips(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 @pytest.fixture
 def redis_url() -> str:
     return os.environ.get("AMARO_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-
-
-@pytest.fixture
-def job_dir(tmp_path: Path) -> Iterator[Path]:
-    d = tmp_path / "job"
-    d.mkdir()
-    yield d
 
 
 @pytest.fixture
