@@ -688,9 +688,10 @@ class Hub:
         def build(epoch: str, offset: int, mid: str, ts: int) -> F.Frame:
             return F.Event(ch=ch, epoch=epoch, offset=offset, mid=mid, sender=sender, data=data, ts=ts)
 
-        stored = await self.store.append(ch, "event", sender, frame.key, build)
-        if len(stored.frame) > self.max_frame:
+        # Refuse what would not fit in a frame before storing anything (positions at their widest).
+        if len(codec.encode(build("f" * 16, 2**62, "f" * 32, 2**62))) > self.max_frame:
             raise ProtocolError("event too large", ErrorCode.MESSAGE_TOO_LARGE, frame.id)
+        stored = await self.store.append(ch, "event", sender, frame.key or None, build)
         if stored.created:
             await self.publish_stored(stored, F.Event.TYPE)
         conn.send(F.Ack(id=frame.id, ch=ch, offset=stored.offset, mid=stored.mid))

@@ -148,3 +148,27 @@ async def test_presence_typing_and_reactions(running_node: RunningNode, db: asyn
     assert left.user == a
     assert not [f for f in cb.seen if isinstance(f, F.PresenceJoin) and f.ch == f"online:{a}"][1:]
     await cb.close()
+
+
+async def test_publish_is_idempotent_by_key_and_refuses_oversize(running_node: RunningNode, db: asyncpg.Pool) -> None:
+    author, viewer = await make_user(db), await make_user(db)
+    post = await make_post(db, author)
+    ch = f"post:{post}"
+    ca, cv = await Client.connect(running_node.ws_url, author), await Client.connect(running_node.ws_url, viewer)
+    await ca.subscribe(ch)
+    await cv.subscribe(ch)
+    first = await cv.request(F.Publish(id=cv.next_id(), ch=ch, key="k1", data={"comment": "wow"}))
+    retry = await cv.request(F.Publish(id=cv.next_id(), ch=ch, key="k1", data={"comment": "wow"}))
+    other = await cv.request(F.Publish(id=cv.next_id(), ch=ch, key="k2", data={"comment": "again"}))
+    another = await cv.request(F.Publish(id=cv.next_id(), ch=ch, key="k3", data={"comment": "and again"}))
+    assert isinstance(first, F.Ack) and isinstance(retry, F.Ack) and isinstance(other, F.Ack)
+    assert isinstance(another, F.Ack)
+    assert (retry.offset, retry.mid) == (first.offset, first.mid)
+    assert len({first.offset, other.offset, another.offset}) == 3
+    events = [await ca.expect(F.Event) for _ in range(3)]
+    assert [e.sender for e in events] == [viewer] * 3  # the authenticated user, never a field
+    assert [e.data["comment"] for e in events] == ["wow", "again", "and again"]
+    big = await cv.request(F.Publish(id=cv.next_id(), ch=ch, key="big", data="x" * (65_536 - 110)))
+    assert isinstance(big, F.Error) and big.code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.FRAME_TOO_LARGE)
+    await ca.close()
+    await cv.close()
