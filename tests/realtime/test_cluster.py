@@ -168,5 +168,16 @@ async def test_two_nodes_chat_presence_typing_reactions_and_failover(
     assert time.monotonic() - started < 10
     # Alice moved nodes without ever being reported gone (her new socket rejoined before expiry).
     assert not [f for f in cb.seen if isinstance(f, F.PresenceLeave) and f.user == alice]
+
+    # SIGTERM drains node B: its clients are told to reconnect elsewhere (jittered), then closed,
+    # and the process exits within its drain deadline.
+    node_b.process.send_signal(signal.SIGTERM)
     for client in (cb, ra):
-        await client.close()
+        drain = await client.expect(F.Drain)
+        assert drain.reconnect_after_ms >= 0
+        bye = await client.expect(F.Disconnect)
+        assert bye.code == 4010 and bye.reconnect
+    started = time.monotonic()
+    while node_b.process.poll() is None and time.monotonic() - started < 15:
+        await asyncio.sleep(0.1)
+    assert node_b.process.poll() is not None
