@@ -109,7 +109,7 @@ class HubNode:
         for conn in list(self.hub.connections.values()):
             conn.stop_writer()
         await self.hub.cancel_tasks()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     # -- tasks ------------------------------------------------------------------------------------------
 
