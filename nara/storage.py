@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from nara.errors import StorageFailed
+from nara.errors import NaraError, StorageFailed
 
 T = TypeVar("T")
 
@@ -78,7 +78,8 @@ class LocalStore:
 
 class BoundedStore:
     """Puts a time limit on every store call, so a hung object store fails the attempt
-    (``storage_failed``, retried) instead of leaving a job heartbeating forever."""
+    (``storage_failed``, retried) instead of leaving a job heartbeating forever; any backend
+    exception becomes ``storage_failed`` too."""
 
     def __init__(self, inner: MediaStore, base_s: float = 30.0, min_bytes_per_s: float = 2 * 1024**2) -> None:
         self.inner = inner
@@ -94,6 +95,11 @@ class BoundedStore:
                 return await call
         except TimeoutError:
             raise StorageFailed(f"{what} took longer than {limit:.0f}s") from None
+        except NaraError:
+            raise
+        except Exception as exc:
+            # A backend's own errors (S3, decryption) reach clients as one stable reason.
+            raise StorageFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
 
     async def fetch_to(self, key: str, path: Path) -> None:
         # The size is unknown before the fetch: allow for the largest accepted upload.

@@ -55,6 +55,16 @@ class StuckSink:
         await asyncio.Event().wait()
 
 
+class BrokenStore(StuckStore):
+    async def get_bytes(self, key: str) -> bytes | None:
+        raise ConnectionResetError("backend went away")
+
+
+async def test_backend_errors_become_storage_failed() -> None:
+    with pytest.raises(StorageFailed, match="ConnectionResetError"):
+        await BoundedStore(BrokenStore()).get_bytes("k")
+
+
 async def test_hung_store_and_sink_fail_the_attempt(tmp_path: Path) -> None:
     store = BoundedStore(StuckStore(), base_s=0.1, min_bytes_per_s=1e12)
     f = tmp_path / "f"
