@@ -402,20 +402,21 @@ class Hub:
         frame or a clean disconnect."""
         if conn.closing:
             return
+        # The rate limit comes first: a flood of garbage must not buy decoding and error replies.
+        if not conn.bucket.take(time.monotonic()):
+            DROPS.labels("rate_limited").inc()
+            if conn.flood.refuse():
+                await conn.close(CloseCode.FLOOD, "too many frames", reconnect=True, reconnect_after_ms=5000)
+                return
+            conn.send(F.Error(code=ErrorCode.RATE_LIMITED, message="slow down: frame refused unread"))
+            return
+        conn.flood.allowed()
         try:
             frame = conn.session.receive_data(data)
         except ProtocolError as exc:
             await self._fail(conn, exc)
             return
         FRAMES_IN.labels(frame.TYPE).inc()
-        if not conn.bucket.take(time.monotonic()):
-            DROPS.labels("rate_limited").inc()
-            if conn.flood.refuse():
-                await conn.close(CloseCode.FLOOD, "too many frames", reconnect=True, reconnect_after_ms=5000)
-                return
-            conn.send(F.Error(code=ErrorCode.RATE_LIMITED, message="slow down", id=getattr(frame, "id", 0)))
-            return
-        conn.flood.allowed()
         handler = self._handlers.get(type(frame))
         if handler is None:
             return
