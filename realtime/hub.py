@@ -700,7 +700,12 @@ class Hub:
     async def _on_typing(self, conn: Connection, frame: F.Typing) -> None:
         now = time.monotonic()
         if frame.active:
-            if not self.typing.start(frame.ch, conn.user, now):
+            # Locally first (free), then across nodes: a user typing on two devices on two nodes
+            # still makes one start per channel per throttle window.
+            if not self.typing.start(frame.ch, conn.user, now) or not await self.redis.set(
+                keys.typing_throttle(frame.ch, conn.user), self.node_id, nx=True,
+                px=int(self.config.typing_throttle_s * 1000),
+            ):
                 DROPS.labels("typing_throttled").inc()
                 return
         elif not self.typing.stop(frame.ch, conn.user):
