@@ -99,10 +99,11 @@ def service_urls() -> Iterator[ServiceUrls]:
 
 
 @pytest.fixture(scope="session")
-def settings(service_urls: ServiceUrls) -> Settings:
+def settings(service_urls: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         env="test",
         node_id="test-node",
+        data_dir=tmp_path_factory.mktemp("data"),  # objects and keyring of nodes the tests start
         redis_url=service_urls.redis_url,
         database_url=service_urls.database_url,
         token_secret=TEST_TOKEN_SECRET,
