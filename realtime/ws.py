@@ -24,7 +24,7 @@ from protocol.frames import Error, Hello
 from protocol.session import ServerSession, error_frame
 
 if TYPE_CHECKING:
-    from realtime.hub import Connection
+    from realtime.connection import Connection
     from realtime.node import HubNode
 
 log = structlog.get_logger(__name__)
