@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import structlog
 import uvicorn
+from prometheus_client import start_http_server
 
 from realtime.app import NodeParts, build_app
-from realtime.config import Settings, env_bool
+from realtime.config import Settings, env_bool, env_int, env_str
 from realtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -75,8 +77,6 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
 
 async def serve_hub(settings: Settings) -> int:
     """A hub node: sockets, the auth API and (unless ``AMARO_HUB_UPLOADS=0``) the upload path."""
-    import os
-
     services = await Services.open(settings)
     try:
         parts = await NodeParts.open(settings, services, uploads=env_bool(os.environ, "AMARO_HUB_UPLOADS", True))
@@ -115,6 +115,10 @@ async def serve_worker(settings: Settings) -> int:
     from realtime.events import EventSink
 
     nara_settings = NaraSettings.from_env()
+    metrics_port = env_int(os.environ, "AMARO_WORKER_METRICS_PORT", 0)
+    if metrics_port:
+        # Workers serve no HTTP otherwise; Prometheus scrapes queue depth, job ages and encode speed here.
+        start_http_server(metrics_port, addr=env_str(os.environ, "AMARO_WORKER_METRICS_ADDR", "127.0.0.1"))
     services = await Services.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
