@@ -4,26 +4,32 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint typecheck pytest clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-dev: $(STAMP)
+# The platform needs only the runtime dependencies; the tests add the dev extras.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+dev: $(VENV)/.runtime
 	$(BIN)/amaro dev
 
-lint: $(STAMP)
+lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.dev
 	$(BIN)/mypy protocol realtime feed media nara loadtests clients/python/amaro_client
 
-pytest: $(STAMP)
+pytest: $(VENV)/.dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
