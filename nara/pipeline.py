@@ -21,6 +21,7 @@ import structlog
 
 from nara import metrics
 from nara import transcode as tx
+from nara.catalog import PROCESSING, Catalog, NullCatalog
 from nara.complexity import measure
 from nara.errors import BadJob, EncodeFailed, StorageFailed, Truncated
 from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
@@ -103,6 +104,14 @@ class Context:
     store: MediaStore
     sink: EventSink
     audience: Audience = field(default_factory=Audience)
+    catalog: Catalog = field(default_factory=NullCatalog)
+
+
+async def _emit(ctx: Context, job: Job, phase: str, data: dict[str, object], p: Probe,
+                the_plan: Plan | None = None) -> None:
+    """Catalog first, then the event: a client that hears it finds the media row already there."""
+    await ctx.catalog.record(job, phase, data, probe=p, plan=the_plan)
+    await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, phase, data)
 
 
 async def _put(ctx: Context, key: str, path: Path, cache: str = IMMUTABLE) -> str:
@@ -147,6 +156,7 @@ async def run_job(job: Job, ctx: Context) -> dict[str, object]:
             raise StorageFailed(f"fetched {fetched} bytes of {job.object_key}, the upload had {job.size}")
         p = await probe(src, ctx.tools, ctx.settings.limits)
         log.info("probed", kind=p.kind, width=p.width, height=p.height, fps=p.fps, duration=p.duration_s)
+        await ctx.catalog.record(job, PROCESSING, {"kind": p.kind}, probe=p)
         if p.kind == "image":
             the_plan = await _load_or_make_plan(ctx, job, src, work, p)
             return await _image(job, ctx, src, work, p, the_plan, Outputs(job.upload_id, the_plan.plan_id),
@@ -192,11 +202,11 @@ async def _phase1(job: Job, ctx: Context, src: Path, work: Path, p: Probe, first
         nonlocal announced
         announced = True
         metrics.TIME_TO_GOOD_ENOUGH.observe(time.monotonic() - started)
-        await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, GOOD_ENOUGH, {
+        await _emit(ctx, job, GOOD_ENOUGH, {
             "kind": "video", "playlist": playlist_key,
             "poster": poster_key, "placeholder": placeholder, "width": p.width,
             "height": p.height, "duration_s": p.duration_s, "complete": complete,
-        })
+        }, p)
 
     # A reclaimed job may find the previous attempt's phase-1 output: complete means skip the
     # encode; partial means never publish a shorter playlist than players may already hold.
@@ -287,7 +297,7 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
         "plan": Outputs.plan_key(job.upload_id), "reasons": list(the_plan.reasons),
     }
     metrics.TIME_TO_UPGRADED.observe(time.monotonic() - started)
-    await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, UPGRADED, data)
+    await _emit(ctx, job, UPGRADED, data, p, the_plan)
     return data
 
 
@@ -315,8 +325,8 @@ async def _image(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_pl
         "variants": variants, "placeholder": await _placeholder(ctx, src, work, None),
     }
     metrics.TIME_TO_GOOD_ENOUGH.observe(time.monotonic() - started)
-    await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, GOOD_ENOUGH, data)
+    await _emit(ctx, job, GOOD_ENOUGH, data, p, the_plan)
     # Stills have no second phase; "upgraded" still closes the item's lifecycle for clients.
     metrics.TIME_TO_UPGRADED.observe(time.monotonic() - started)
-    await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, UPGRADED, data)
+    await _emit(ctx, job, UPGRADED, data, p, the_plan)
     return data

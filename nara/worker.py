@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from nara import metrics
+from nara.catalog import Catalog, catalog_from_env
 from nara.errors import NaraError
 from nara.events import FAILED, BoundedSink, EventSink
 from nara.keys import DEFAULT, JOB_FIELD, NaraKeys
@@ -255,8 +256,10 @@ class Worker:
         metrics.FAILURES.labels(exc.reason).inc()
         log.warning("job_failed", reason=exc.reason, detail=exc.detail)
         if job is not None:
-            await self.ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, FAILED,
-                                            {"reason": exc.reason, "detail": exc.detail[:300]})
+            data: dict[str, object] = {"reason": exc.reason, "detail": exc.detail[:300]}
+            # Catalog first (media row failed, post failed), then tell the uploader.
+            await self.ctx.catalog.record(job, FAILED, data)
+            await self.ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, FAILED, data)
         await self.redis.xadd(self.keys.dead, {
             "job": fields.get(JOB_FIELD.encode(), b""), "msg_id": msg_id, "reason": exc.reason,
             "detail": exc.detail[:500], "attempts": delivered, "consumer": self.settings.consumer,
@@ -278,8 +281,16 @@ def _internal(exc: BaseException, *, retryable: bool) -> NaraError:
 
 async def run_worker(settings: NaraSettings, redis: Redis, store: MediaStore, sink: EventSink,
                      stop: asyncio.Event, *, tools: Tools | None = None,
-                     audience: Audience | None = None) -> None:
+                     audience: Audience | None = None, catalog: Catalog | None = None) -> None:
     """Run one worker until ``stop`` is set. The composition root (``amaro worker`` / ``amaro dev``)
-    owns the Redis client, the store and the sink, and runs this outside the hub's event loop."""
-    ctx = Context(settings, tools or locate(), BoundedStore(store), BoundedSink(sink), audience or Audience())
-    await Worker(settings, redis, ctx).run(stop)
+    owns the Redis client, the store and the sink, and runs this outside the hub's event loop.
+
+    ``catalog``: where the media rows are written before each event (``PgCatalog(services.db)``).
+    When none is given, ``AMARO_DATABASE_URL`` opens a small pool of the worker's own; without it
+    there is no catalog (standalone ``python -m nara``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if catalog is None:
+            catalog = await stack.enter_async_context(catalog_from_env())
+        ctx = Context(settings, tools or locate(), BoundedStore(store), BoundedSink(sink), audience or Audience(),
+                      catalog)
+        await Worker(settings, redis, ctx).run(stop)

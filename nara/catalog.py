@@ -1,0 +1,217 @@
+"""The media catalog: what NARA-1r knows about each upload, in PostgreSQL (table ``media``).
+
+The worker records every step *before* it emits the matching media event, so a client that hears
+"good enough" and asks the playback API finds the row already there. Writes are upserts keyed by
+the upload id: a reclaimed or retried job rewrites the same row. States only move forward, except
+that the latest worker's word wins between ``good_enough`` and ``failed`` (a clip that becomes
+playable and then turns out truncated ends ``failed``); ``upgraded`` is final.
+
+Posts follow their media in the same transaction: ``good_enough`` publishes the post (a video
+post appears as soon as it can play) and sets ``posts.media_id``; ``failed`` marks it failed.
+Deleted posts are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import asyncpg
+import orjson
+import structlog
+
+from nara.errors import NaraError
+
+if TYPE_CHECKING:
+    from nara.pipeline import Job
+    from nara.planner import Plan
+    from nara.probe import Probe
+
+PROCESSING = "processing"
+log = structlog.get_logger("nara.catalog")
+
+
+class CatalogFailed(NaraError):
+    """The catalog could not be written (database down or slow): retried like a storage failure."""
+
+    reason = "catalog_failed"
+    retryable = True
+
+
+class Catalog(Protocol):
+    async def record(self, job: Job, phase: str, data: Mapping[str, object], *,
+                     probe: Probe | None = None, plan: Plan | None = None) -> None:
+        """Write what ``phase`` ("processing", "good_enough", "upgraded", "failed") means for
+        ``job``'s media row and post. ``data`` is the event's data. Raises ``CatalogFailed``."""
+
+
+class NullCatalog:
+    """No database (``python -m nara`` standalone, pipeline unit tests): events only."""
+
+    async def record(self, job: Job, phase: str, data: Mapping[str, object], *,
+                     probe: Probe | None = None, plan: Plan | None = None) -> None:
+        return None
+
+
+def probe_summary(p: Probe) -> dict[str, object]:
+    return {
+        "kind": p.kind, "container": p.container, "width": p.width, "height": p.height,
+        "rotation": p.rotation, "fps": p.fps, "duration_s": p.duration_s, "frames": p.frames,
+        "codec": p.codec, "profile": p.profile, "pix_fmt": p.pix_fmt, "bitrate": p.bitrate,
+        "size_bytes": p.size_bytes, "has_audio": p.has_audio, "audio_codec": p.audio_codec,
+        "audio_channels": p.audio_channels, "audio_sample_rate": p.audio_sample_rate,
+    }
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _str(data: Mapping[str, object], name: str) -> str | None:
+    value = data.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except (ValueError, TypeError):
+        return None
+
+
+# JSON goes in as text and is cast in SQL, so the statements work on pools with or without a
+# jsonb codec installed (the node's pool decodes jsonb with orjson; the worker's own has none).
+_UPSERT = """
+INSERT INTO media AS m (id, owner_id, post_id, kind, state, probe, plan_id, plan, fast_playlist,
+                        fast_complete, poster, placeholder, master_playlist, renditions, variants,
+                        preview, storyboard_sprite, storyboard_vtt, failure_reason, failure_detail,
+                        good_enough_at, upgraded_at, failed_at)
+VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8::text::jsonb, $9, $10, $11, $12, $13,
+        COALESCE($14::text::jsonb, '[]'), COALESCE($15::text::jsonb, '[]'), $16, $17, $18, $19, $20,
+        CASE WHEN $5 IN ('good_enough', 'upgraded') THEN now() END,
+        CASE WHEN $5 = 'upgraded' THEN now() END,
+        CASE WHEN $5 = 'failed' THEN now() END)
+ON CONFLICT (id) DO UPDATE SET
+    kind = CASE WHEN EXCLUDED.state = 'failed' THEN m.kind ELSE EXCLUDED.kind END,
+    state = CASE
+        WHEN EXCLUDED.state = 'processing' THEN m.state
+        WHEN m.state = 'upgraded' AND EXCLUDED.state <> 'upgraded' THEN m.state
+        ELSE EXCLUDED.state END,
+    probe = COALESCE(EXCLUDED.probe, m.probe),
+    plan_id = COALESCE(EXCLUDED.plan_id, m.plan_id),
+    plan = COALESCE(EXCLUDED.plan, m.plan),
+    fast_playlist = COALESCE(EXCLUDED.fast_playlist, m.fast_playlist),
+    fast_complete = m.fast_complete OR EXCLUDED.fast_complete,
+    poster = COALESCE(EXCLUDED.poster, m.poster),
+    placeholder = COALESCE(EXCLUDED.placeholder, m.placeholder),
+    master_playlist = COALESCE(EXCLUDED.master_playlist, m.master_playlist),
+    renditions = CASE WHEN $14 IS NULL THEN m.renditions ELSE EXCLUDED.renditions END,
+    variants = CASE WHEN $15 IS NULL THEN m.variants ELSE EXCLUDED.variants END,
+    preview = COALESCE(EXCLUDED.preview, m.preview),
+    storyboard_sprite = COALESCE(EXCLUDED.storyboard_sprite, m.storyboard_sprite),
+    storyboard_vtt = COALESCE(EXCLUDED.storyboard_vtt, m.storyboard_vtt),
+    failure_reason = CASE
+        WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN EXCLUDED.failure_reason
+        WHEN EXCLUDED.state IN ('good_enough', 'upgraded') THEN NULL
+        ELSE m.failure_reason END,
+    failure_detail = CASE
+        WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN EXCLUDED.failure_detail
+        WHEN EXCLUDED.state IN ('good_enough', 'upgraded') THEN NULL
+        ELSE m.failure_detail END,
+    good_enough_at = COALESCE(m.good_enough_at, EXCLUDED.good_enough_at),
+    upgraded_at = COALESCE(m.upgraded_at, EXCLUDED.upgraded_at),
+    failed_at = CASE WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN now()
+                     ELSE m.failed_at END,
+    updated_at = now()
+RETURNING state
+"""
+
+_PUBLISH = """
+UPDATE posts SET state = 'published', media_id = $2, updated_at = now()
+WHERE id = $1 AND author_id = $3 AND state IN ('draft', 'processing', 'failed')
+"""
+_FAIL = """
+UPDATE posts SET state = 'failed', updated_at = now()
+WHERE id = $1 AND author_id = $2 AND state IN ('draft', 'processing', 'published')
+"""
+
+
+class PgCatalog:
+    """The catalog in PostgreSQL. Every write is one short transaction under a time limit."""
+
+    def __init__(self, db: asyncpg.Pool, timeout_s: float = 10.0) -> None:
+        self.db = db
+        self.timeout_s = timeout_s
+
+    async def record(self, job: Job, phase: str, data: Mapping[str, object], *,
+                     probe: Probe | None = None, plan: Plan | None = None) -> None:
+        media_id, owner = _uuid(job.upload_id), _uuid(job.user_id)
+        if media_id is None or owner is None:
+            # Not an upload of the media path (standalone runs, synthetic jobs): nothing to catalog.
+            log.warning("catalog_skipped", upload_id=job.upload_id, phase=phase)
+            return
+        post = _uuid(job.post_id)
+        args = self._row(job, phase, data, probe, plan)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self.db.acquire() as conn, conn.transaction():
+                    state = await conn.fetchval(_UPSERT, media_id, owner, post, *args)
+                    if post is None:
+                        return
+                    if state in ("good_enough", "upgraded"):
+                        await conn.execute(_PUBLISH, post, media_id, owner)
+                    elif state == "failed":
+                        await conn.execute(_FAIL, post, owner)
+        except TimeoutError:
+            raise CatalogFailed(f"{phase}: catalog write took longer than {self.timeout_s:g}s") from None
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise CatalogFailed(f"{phase}: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _row(job: Job, phase: str, data: Mapping[str, object], probe: Probe | None,
+             plan: Plan | None) -> tuple[Any, ...]:
+        kind = _str(data, "kind") or (probe.kind if probe is not None else None) or (
+            "image" if job.content_type.startswith("image/") else "video")
+        storyboard = data.get("storyboard")
+        sb: Mapping[str, object] = storyboard if isinstance(storyboard, Mapping) else {}
+        renditions = data.get("renditions")
+        variants = data.get("variants")
+        failed = phase == "failed"
+        return (
+            kind if kind in ("video", "image") else "video",
+            phase,
+            _json(probe_summary(probe)) if probe is not None else None,
+            plan.plan_id if plan is not None else _str(data, "plan_id"),
+            _json(plan.to_dict()) if plan is not None else None,
+            _str(data, "playlist"),
+            bool(data.get("complete")) or phase == "upgraded",
+            _str(data, "poster"),
+            _str(data, "placeholder"),
+            _str(data, "master"),
+            _json(renditions) if isinstance(renditions, list) else None,
+            _json(variants) if isinstance(variants, list) else None,
+            _str(data, "preview"),
+            _str(sb, "sprite"),
+            _str(sb, "vtt"),
+            _str(data, "reason") if failed else None,
+            (_str(data, "detail") or "")[:500] if failed else None,
+        )
+
+
+@contextlib.asynccontextmanager
+async def catalog_from_env(env: Mapping[str, str] | None = None) -> AsyncIterator[Catalog]:
+    """The catalog a worker uses when its composition root passed none: ``AMARO_DATABASE_URL``
+    (a small pool of its own), or no catalog at all when that is unset (``python -m nara``)."""
+    url = (os.environ if env is None else env).get("AMARO_DATABASE_URL", "")
+    if not url:
+        yield NullCatalog()
+        return
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=30)
+    try:
+        yield PgCatalog(pool)
+    finally:
+        await asyncio.wait_for(pool.close(), timeout=10)
