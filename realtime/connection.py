@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 CLOSE_WAIT_S = 1.0
+_flushes = 0  # flush counter for metric sampling
 
 
 class Transport(Protocol):
@@ -55,12 +56,13 @@ class Subscription:
 class Connection:
     """One authenticated socket on this node.
 
-    Writing: frames queued during one loop tick are flushed together by one ``call_soon`` callback,
-    synchronously when the socket is writable (no task per idle connection). Only a socket under
+    Writing: frames queued during one loop tick are flushed together at the end of the tick (one
+    hub callback flushes every connection that queued something), synchronously when the socket is
+    writable (no task per idle connection). Only a socket under
     backpressure gets a writer task, which waits for it to drain; meanwhile the outbox absorbs, up
     to its bound."""
 
-    __slots__ = ("__weakref__", "_log", "_loop", "_scheduled", "_writer", "_written", "bucket", "closing",
+    __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closing",
                  "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
 
     def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
@@ -77,7 +79,6 @@ class Connection:
         self.flood = FloodGuard(config.flood_limit)
         self.closing = False
         self._log: Any = None
-        self._loop = asyncio.get_running_loop()
         self._scheduled = False
         self._writer: asyncio.Task[None] | None = None
         self._written: asyncio.Event | None = None  # created by ``writable`` when someone waits
@@ -95,7 +96,7 @@ class Connection:
         if verdict is Verdict.QUEUED:
             if not self._scheduled and self._writer is None:
                 self._scheduled = True
-                self._loop.call_soon(self._flush)
+                self.hub.flush_soon(self)
             return True
         if verdict is Verdict.DROPPED:
             if not self.closing:
@@ -114,15 +115,20 @@ class Connection:
         if self.push(codec.encode(frame), frame.TYPE, ephemeral=isinstance(frame, F.TypingNotice)):
             FRAMES_OUT.labels(frame.TYPE).inc()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what is queued (the hub calls this once per loop tick for every connection that
+        queued something)."""
         self._scheduled = False
         if self._writer is not None:
             return  # the writer task takes what is queued when the socket drains
         frames = self.outbox.take()
         if not frames:
             return
-        OUTBOX_FRAMES.observe(len(frames))
-        OUTBOX_BYTES.observe(sum(map(len, frames)))
+        global _flushes
+        _flushes += 1
+        if not _flushes & 15:  # a 1-in-16 sample: two histogram observations cost ~3 us per flush
+            OUTBOX_FRAMES.observe(len(frames))
+            OUTBOX_BYTES.observe(sum(map(len, frames)))
         try:
             if self.transport.try_write(frames):
                 if self._written is not None:
@@ -190,7 +196,7 @@ class Connection:
         self.outbox.closed = False
         self.outbox.push(codec.encode(frame))
         self.outbox.closed = True
-        self._flush()
+        self.flush()
         writer = self._writer
         if writer is not None:
             try:

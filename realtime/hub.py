@@ -137,6 +137,8 @@ class Hub:
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
         self._handlers: dict[type[F.Frame], Handler] = {
             F.Ping: self._on_ping,
             F.Pong: self._on_nothing,
@@ -151,6 +153,22 @@ class Hub:
             F.ChatHistory: self._on_chat_history,
             F.ChatReceipt: self._on_chat_receipt,
         }
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def flush_soon(self, conn: Connection) -> None:
+        """Have ``conn`` flushed at the end of this loop tick, with every other connection that
+        queued frames meanwhile: one callback per tick, not one per connection."""
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
 
     # -- tasks ----------------------------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ FANOUT_LAG = Histogram(
 DROPS = Counter("amaro_hub_drops_total", "Frames dropped instead of delivered", ["reason"])
 DISCONNECTS = Counter("amaro_hub_disconnects_total", "Sockets closed by the server", ["reason"])
 OUTBOX_BYTES = Histogram(
-    "amaro_hub_outbox_bytes", "Bytes written per coalesced socket write",
+    "amaro_hub_outbox_bytes", "Bytes written per coalesced socket write (1 in 16 sampled)",
     buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576),
 )
 OUTBOX_FRAMES = Histogram(
-    "amaro_hub_outbox_frames", "Frames per coalesced socket write",
+    "amaro_hub_outbox_frames", "Frames per coalesced socket write (1 in 16 sampled)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 REDIS_OP = Histogram(
