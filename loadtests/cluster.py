@@ -1,5 +1,8 @@
 """A throwaway platform for benchmarks: real Redis and PostgreSQL, N hub processes, seeded users.
 
+``workers_wanted`` NARA workers (``amaro worker``) run beside the hubs with the same environment and
+data folder, so hubs and workers share the local object store (``data_dir / "objects"``).
+
 Services come from ``AMARO_REDIS_URL`` / ``AMARO_DATABASE_URL`` when set (a fresh database is
 created and dropped), otherwise embedded ones in a temporary folder. Hubs run as real
 ``amaro hub`` processes on loopback ports, exactly as in production. Users are inserted directly
@@ -67,6 +70,15 @@ class Hub:
 
 
 @dataclass
+class Worker:
+    node_id: str
+    process: subprocess.Popen[bytes]
+
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+
+@dataclass
 class SeededUser:
     id: str
     token: str
@@ -77,6 +89,8 @@ class Cluster:
     hubs_wanted: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
     hubs: list[Hub] = field(default_factory=list)
+    workers_wanted: int = 0
+    workers: list[Worker] = field(default_factory=list)
     redis_url: str = ""
     database_url: str = ""
     signer: TokenSigner = field(default_factory=lambda: TokenSigner(TOKEN_SECRET.encode(), ttl_s=6 * 3600))
@@ -118,7 +132,33 @@ class Cluster:
         for index in range(self.hubs_wanted):
             self.hubs.append(self._spawn_hub(f"bench-hub-{index}"))
         await asyncio.gather(*(self.wait_ready(hub) for hub in self.hubs))
+        for index in range(self.workers_wanted):
+            self.workers.append(self._spawn_worker(f"bench-worker-{index}"))
         return self
+
+    @property
+    def data_dir(self) -> Path:
+        """The shared data folder (``AMARO_DATA_DIR``): keyring, and the local object store in ``objects/``."""
+        return Path(self._tmp.name if self._tmp else ".") / "data"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    def _spawn_worker(self, node_id: str) -> Worker:
+        assert self._log_dir is not None and self._tmp is not None
+        workdir = Path(self._tmp.name) / f"{node_id}-work"
+        workdir.mkdir()
+        env = {**self.hub_env(node_id, 0), "AMARO_NARA_WORKDIR": str(workdir), "AMARO_NARA_CONSUMER": node_id}
+        env.pop("AMARO_PORT")
+        log = (self._log_dir / f"{node_id}.log").open("wb")
+        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "worker"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return Worker(node_id=node_id, process=process)
+
+    def node_log(self, node_id: str) -> str:
+        assert self._log_dir is not None
+        return (self._log_dir / f"{node_id}.log").read_text(errors="replace")[-4000:]
 
     def hub_env(self, node_id: str, port: int) -> dict[str, str]:
         return {
@@ -131,7 +171,7 @@ class Cluster:
             "AMARO_TOKEN_SECRET": TOKEN_SECRET,
             "AMARO_LOG_LEVEL": "warning",
             "AMARO_LOG_FORMAT": "json",
-            "AMARO_DATA_DIR": str(Path(self._tmp.name if self._tmp else ".") / "data"),
+            "AMARO_DATA_DIR": str(self.data_dir),
             **self.extra_env,
         }
 
@@ -175,15 +215,16 @@ class Cluster:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        for hub in self.hubs:
-            if hub.process.poll() is None:
-                hub.process.terminate()
-        for hub in self.hubs:
+        nodes: list[Hub | Worker] = [*self.workers, *self.hubs]
+        for node in nodes:
+            if node.process.poll() is None:
+                node.process.terminate()
+        for node in nodes:
             try:
-                hub.process.wait(30)
+                node.process.wait(30)
             except subprocess.TimeoutExpired:
-                hub.process.kill()
-                hub.process.wait()
+                node.process.kill()
+                node.process.wait()
         try:
             conn = await asyncpg.connect(self._admin_db_url)
             try:

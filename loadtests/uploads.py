@@ -1,0 +1,393 @@
+"""``python -m loadtests uploads --json FILE``: big paced uploads must not slow realtime chat.
+
+Replays the beta crash: a cluster of ``--hubs`` hub processes, then
+
+1. **Baseline.** Socket users in 2-member rooms (one member per hub when there are two) exchange
+   chat messages at ``--chat-rate`` per second for ``--baseline-seconds``; send-to-receipt latency
+   is recorded.
+2. **Uploads.** ``--uploads`` tus uploads of ``--size-mb`` each start at once, every client paced to
+   ``--mbps`` by a token bucket on the sending side (bytes generated on the fly behind a valid MP4
+   ``ftyp`` box, never a whole file in memory; PATCH requests of ``--patch-mb``). The upload clients
+   run in a child process so their work does not delay the chat clients' event loop. The same chat
+   traffic runs until the last upload ends; every upload is then verified with HEAD (Upload-Offset
+   equals Upload-Length).
+
+Prints upload throughput (total and per upload), completion, hub RSS (before, and max sampled during
+the run), chat latency p50/p99 without and with the uploads, and the headline ratio
+``p99_with / p99_without`` (target under 1.5). Exits 0 when every upload completed and no chat
+message was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import multiprocessing
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import msgpack
+import psutil
+import websockets
+
+from loadtests.cluster import Cluster, Hub, percentile
+from loadtests.fanout import Member, Tally, bounded_gather, connect, request
+from loadtests.report import emit
+from realtime.channels import create_room
+
+MB = 1_000_000
+TUS = {"Tus-Resumable": "1.0.0"}
+# A valid ISO base media ``ftyp`` box (major brand isom), so the upload sniffer accepts the bytes.
+FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+BLOCK = 64 * 1024
+
+
+class TokenBucket:
+    """Sender-side pacing: ``take(n)`` waits until ``n`` bytes may leave at ``rate`` bytes/s."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    async def take(self, n: int) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= n:
+                self.tokens -= n
+                return
+            await asyncio.sleep((n - self.tokens) / self.rate)
+
+
+def pseudo_bytes(seed: int) -> bytes:
+    """One 1 MiB block of seeded random bytes; uploads stream slices of it, so memory stays flat."""
+    return random.Random(seed).randbytes(1 << 20)
+
+
+async def body(pool: bytes, start: int, end: int, bucket: TokenBucket) -> AsyncIterator[bytes]:
+    """Bytes ``start..end`` of the synthetic file: ``FTYP`` then the pool repeated, paced."""
+    offset = start
+    while offset < end:
+        n = min(BLOCK, end - offset)
+        await bucket.take(n)
+        if offset < len(FTYP):
+            head = FTYP[offset:offset + n]
+            chunk = head + b"\0" * (n - len(head)) if len(head) < n else head
+        else:
+            at = offset % len(pool)
+            chunk = pool[at:at + n]
+            if len(chunk) < n:
+                chunk += pool[:n - len(chunk)]
+        offset += n
+        yield chunk
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    base_url: str
+    token: str
+    size: int
+    rate_bps: float
+    patch_bytes: int
+    seed: int
+
+
+async def upload_one(http: httpx.AsyncClient, job: UploadJob) -> dict[str, Any]:
+    auth = {"Authorization": f"Bearer {job.token}", **TUS}
+    started = time.monotonic()
+    created = await http.post(f"{job.base_url}/uploads/", headers={
+        **auth, "Upload-Length": str(job.size), "Upload-Metadata": "filename cmF3Lm1wNA==",  # raw.mp4
+    })
+    if created.status_code != 201:
+        return {"completed": False, "error": f"POST {created.status_code}: {created.text[:200]}"}
+    location = created.headers["location"]
+    pool = pseudo_bytes(job.seed)
+    bucket = TokenBucket(job.rate_bps / 8, burst=2 * BLOCK)
+    offset, retries, patches = 0, 0, 0
+    error = ""
+    while offset < job.size and retries < 5:
+        end = min(job.size, offset + job.patch_bytes)
+        try:
+            response = await http.patch(location, headers={
+                **auth, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(end - offset),
+            }, content=body(pool, offset, end, bucket))
+        except httpx.TransportError as exc:
+            response, error = None, repr(exc)
+        if response is not None and response.status_code == 204:
+            offset = int(response.headers["upload-offset"])
+            patches += 1
+            continue
+        if response is not None:
+            error = f"PATCH {response.status_code}: {response.text[:200]}"
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        retries += 1  # resume from the server's offset, as a tus client does
+        head = await http.head(location, headers=auth)
+        offset = int(head.headers.get("upload-offset", offset))
+    last_byte = time.monotonic()
+    head = await http.head(location, headers=auth)
+    verified = int(head.headers.get("upload-offset", -1))
+    seconds = last_byte - started
+    return {
+        "completed": verified == job.size == int(head.headers.get("upload-length", -1)),
+        "bytes": job.size, "verified_offset": verified, "seconds": round(seconds, 2),
+        "mb_per_s": round(job.size / MB / seconds, 3) if seconds else None,
+        "patches": patches, "retries": retries, "error": error,
+    }
+
+
+async def upload_all(jobs: Sequence[UploadJob]) -> list[dict[str, Any]]:
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    async with httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=len(jobs) + 2)) as http:
+        results = await asyncio.gather(*(upload_one(http, job) for job in jobs), return_exceptions=True)
+    return [r if isinstance(r, dict) else {"completed": False, "error": repr(r)} for r in results]
+
+
+def upload_process(jobs: Sequence[UploadJob]) -> list[dict[str, Any]]:
+    """Entry point of the child process that runs the upload clients."""
+    return asyncio.run(upload_all(jobs))
+
+
+@dataclass
+class Chat:
+    """Chat traffic between members of 2-member rooms; one ``Tally`` per phase."""
+
+    rooms: list[tuple[str, list[Member]]]
+    rate: float
+    tally: Tally = field(default_factory=Tally)
+    expected: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+
+    async def send_one(self, room_id: str, members: list[Member]) -> None:
+        sender = random.choice(members)
+        body = f"{time.time_ns()}:{uuid.uuid4().hex[:8]}"
+        try:
+            ack = await request(sender, {"t": "chat.send", "room": room_id, "cmid": uuid.uuid4().hex, "body": body})
+        except (TimeoutError, websockets.ConnectionClosed):
+            self.failed += 1
+            return
+        if ack.get("t") != "chat.ack":
+            self.failed += 1
+            self.tally.errors.append(str(ack)[:200])
+            return
+        self.expected[ack["mid"]] = len(members)
+
+    async def run(self, until: asyncio.Event | None, seconds: float) -> dict[str, Any]:
+        """Send at ``rate`` until ``until`` is set (or for ``seconds``), then let deliveries land."""
+        self.tally, self.expected, self.failed = Tally(), {}, 0
+        started = time.monotonic()
+        tasks: set[asyncio.Task[None]] = set()
+        n = 0
+        while (until is None and time.monotonic() - started < seconds) or (until is not None and not until.is_set()):
+            delay = started + n / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            room_id, members = random.choice(self.rooms)
+            task = asyncio.create_task(self.send_one(room_id, members))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        elapsed = time.monotonic() - started
+        if tasks:
+            await asyncio.wait(tasks, timeout=60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if all(len(self.tally.received.get(mid, ())) >= k for mid, k in self.expected.items()):
+                break
+            await asyncio.sleep(0.1)
+        lost = sum(max(0, k - len(self.tally.received.get(mid, ()))) for mid, k in self.expected.items())
+        lat = sorted(self.tally.latencies_ms)
+        return {
+            "seconds": round(elapsed, 1), "published": len(self.expected), "publish_failed": self.failed,
+            "delivered": len(lat), "lost": lost, "duplicated": self.tally.duplicates,
+            "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
+                           "max": round(lat[-1], 2) if lat else None},
+            "errors": self.tally.errors[:5],
+        }
+
+
+async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
+    """Rooms of two (members on different hubs when there are two), sockets connected and subscribed.
+    The socket readers record into whatever ``Tally`` the returned ``Chat`` holds at the time."""
+    hubs = cluster.hubs
+    seeded = await cluster.seed_users(users - users % 2)
+    pairs = [(seeded[i], seeded[i + 1]) for i in range(0, len(seeded), 2)]
+    pool = await asyncpg.create_pool(cluster.database_url, min_size=1, max_size=2)
+    rooms: list[tuple[str, list[Member]]] = []
+    try:
+        for index, (a, b) in enumerate(pairs):
+            room_id = await create_room(pool, a.id, [a.id, b.id])
+            rooms.append((room_id, [Member(a, hubs[index % len(hubs)]), Member(b, hubs[(index + 1) % len(hubs)])]))
+    finally:
+        await pool.close()
+    chat = Chat(rooms, rate)
+    everyone = [m for _, ms in rooms for m in ms]
+    await bounded_gather([connect(m, None) for m in everyone], 50)
+    for m in everyone:
+        m.reader = asyncio.create_task(chat_reader(m, chat))
+    await bounded_gather([request(m, {"t": "sub", "ch": f"room:{rid}"}) for rid, ms in rooms for m in ms], 50)
+    return chat
+
+
+async def chat_reader(member: Member, chat: Chat) -> None:
+    """``fanout.read_loop`` against the chat's current tally (it is swapped between phases)."""
+    assert member.ws is not None
+    uid = member.user.id
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for data in member.ws:
+            now_ns = time.time_ns()
+            frame = msgpack.unpackb(data)
+            rid = frame.get("id", 0)
+            if rid and rid in member.acks:
+                future = member.acks.pop(rid)
+                if not future.done():
+                    future.set_result(frame)
+                continue
+            tally = chat.tally
+            if frame.get("t") == "chat.msg":
+                tally.frames += 1
+                seen = tally.received[frame["mid"]]
+                if uid in seen:
+                    tally.duplicates += 1
+                    continue
+                seen.add(uid)
+                tally.latencies_ms.append((now_ns - int(frame["body"].split(":", 1)[0])) / 1e6)
+            elif frame.get("t") == "error":
+                tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+
+
+async def close_chat(chat: Chat) -> None:
+    for _, members in chat.rooms:
+        for m in members:
+            if m.ws is not None:
+                with contextlib.suppress(Exception):
+                    await m.ws.close()
+            if m.reader is not None:
+                m.reader.cancel()
+
+
+class RssSampler:
+    """Max resident memory of each hub (with its children) sampled every ``every_s``."""
+
+    def __init__(self, hubs: Sequence[Hub], every_s: float = 0.25) -> None:
+        self.hubs = list(hubs)
+        self.every_s = every_s
+        self.max_rss = {h.node_id: 0 for h in hubs}
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def rss(hub: Hub) -> int:
+        proc = hub.ps()
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total
+
+    def sample(self) -> None:
+        for hub in self.hubs:
+            with contextlib.suppress(psutil.Error):
+                self.max_rss[hub.node_id] = max(self.max_rss[hub.node_id], self.rss(hub))
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()
+        return {k: round(v / 2**20, 1) for k, v in self.max_rss.items()}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # Each upload belongs to its own user: the per-user concurrent upload limit is not what is measured.
+    async with Cluster(hubs_wanted=args.hubs) as cluster:
+        chat = await open_chat(cluster, args.chat_users, args.chat_rate)
+        await asyncio.sleep(1)
+        rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in cluster.hubs}
+        baseline = await chat.run(None, args.baseline_seconds)
+
+        uploaders = await cluster.seed_users(args.uploads)
+        size = int(args.size_mb * MB)
+        jobs = [UploadJob(cluster.hubs[i % len(cluster.hubs)].http_url, u.token, size, args.mbps * 1e6,
+                          int(args.patch_mb * MB), seed=i) for i, u in enumerate(uploaders)]
+        sampler = RssSampler(cluster.hubs)
+        sampler.start()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            future = loop.run_in_executor(pool, upload_process, jobs)
+            future.add_done_callback(lambda _: done.set())
+            chat_task = asyncio.create_task(chat.run(done, 0))
+            try:
+                results = await asyncio.wait_for(future, args.timeout)
+            except TimeoutError:
+                done.set()
+                results = [{"completed": False, "error": f"not finished in {args.timeout}s"}]
+            wall = time.monotonic() - started
+            during = await chat_task
+        rss_max = await sampler.stop()
+        await close_chat(chat)
+
+    completed = sum(1 for r in results if r.get("completed"))
+    total_bytes = sum(int(r.get("verified_offset", 0)) for r in results if r.get("completed"))
+    per_upload = [r["mb_per_s"] for r in results if r.get("mb_per_s")]
+    p99_without = baseline["latency_ms"]["p99"]
+    p99_with = during["latency_ms"]["p99"]
+    ratio = round(p99_with / p99_without, 3) if p99_without and p99_without == p99_without else None
+    return {
+        "benchmark": "uploads",
+        "headline": {"chat_p99_ratio_with_over_without": ratio, "target": 1.5,
+                     "target_met": ratio is not None and ratio < 1.5},
+        "config": {"hubs": args.hubs, "uploads": args.uploads, "size_mb": args.size_mb, "mbps_per_client": args.mbps,
+                   "patch_mb": args.patch_mb, "chat_users": args.chat_users, "chat_rate": args.chat_rate},
+        "uploads": {
+            "completed": completed, "all_completed": completed == args.uploads == len(results),
+            "bytes_verified": total_bytes, "wall_seconds": round(wall, 2),
+            "total_mb_per_s": round(total_bytes / MB / wall, 3) if wall else None,
+            "per_upload_mb_per_s": {"min": min(per_upload, default=None), "max": max(per_upload, default=None),
+                                    "target": round(args.mbps / 8, 3)},
+            "each": results,
+        },
+        "hub_rss_mb": {"before": rss_before, "max_during": rss_max},
+        "chat_without_uploads": baseline,
+        "chat_with_uploads": during,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hubs", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--uploads", type=int, default=4, help="concurrent uploads, one user each")
+    parser.add_argument("--size-mb", type=float, default=200.0, help="bytes per upload, in MB (10^6)")
+    parser.add_argument("--mbps", type=float, default=20.0, help="uplink pace of each upload client, Mbit/s")
+    parser.add_argument("--patch-mb", type=float, default=16.0, help="bytes per PATCH request, in MB")
+    parser.add_argument("--chat-users", type=int, default=20, help="socket users chatting in rooms of two")
+    parser.add_argument("--chat-rate", type=float, default=50.0, help="chat messages per second in total")
+    parser.add_argument("--baseline-seconds", type=float, default=20.0, help="chat-only phase before the uploads")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up on the uploads after this long")
+
+
+def main(args: argparse.Namespace) -> int:
+    result = asyncio.run(run(args))
+    emit(result, args.json)
+    ok = (result["uploads"]["all_completed"] and result["chat_without_uploads"]["lost"] == 0
+          and result["chat_with_uploads"]["lost"] == 0 and result["chat_with_uploads"]["publish_failed"] == 0)
+    return 0 if ok else 1
