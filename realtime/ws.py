@@ -26,7 +26,6 @@ from protocol.frames import Error, Hello
 from protocol.session import ServerSession, error_frame
 
 if TYPE_CHECKING:
-    from realtime.connection import Connection
     from realtime.node import HubNode
 
 log = structlog.get_logger(__name__)
@@ -195,25 +194,24 @@ async def serve_socket(ws: WebSocket, node: HubNode) -> None:
     if user is None:
         return
     conn = await hub.connect(SocketTransport(ws), session, conn_id, user)
+    del session, settings  # an idle socket keeps this frame alive: keep it small
+    receive = ws.receive
     try:
         # Runs until the peer goes: closing or aborting the socket from the hub side also ends it
-        # (the server delivers ``websocket.disconnect``).
-        await _read_loop(ws, conn)
-    finally:
-        await hub.disconnected(conn)
-
-
-async def _read_loop(ws: WebSocket, conn: Connection) -> None:
-    hub = conn.hub
-    try:
+        # (the server delivers ``websocket.disconnect``). Inlined (no helper coroutines) because
+        # every idle socket holds this call stack.
         while True:
-            try:
-                data = await _receive_bytes(ws)
-            except ProtocolError as exc:  # a text message: answer, keep serving
-                conn.push(codec.encode(error_frame(exc)), Error.TYPE)
-                continue
-            if data is None:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
                 return
+            data = message.get("bytes")
+            if data is None:  # a text message: answer, keep serving
+                error = error_frame(ProtocolError("frames are binary msgpack messages, not text",
+                                                  ErrorCode.BAD_FRAME))
+                conn.push(codec.encode(error), Error.TYPE)
+                continue
             await hub.receive(conn, data)
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
+    finally:
+        await hub.disconnected(conn)
