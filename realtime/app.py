@@ -21,6 +21,7 @@ from feed.tokens import TokenSigner, signer_for
 from media.app import close_media, drain_uploads, open_media, upload_routes
 from media.cleanup import run_cleanup, run_key_rotation
 from media.context import MediaContext
+from media.playback import playback_routes
 from realtime.config import Settings
 from realtime.http import RequestContext, health_routes
 from realtime.limits import UserLimits
@@ -57,6 +58,7 @@ class NodeParts:
                                                       self.settings.auth_attempts_per_username)),
             *self.hub.routes(),
             *(upload_routes(self.media) if self.media is not None else ()),
+            *(playback_routes(self.media, self.settings) if self.media is not None else ()),
         ]
 
     async def start(self) -> None:
