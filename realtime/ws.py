@@ -91,6 +91,14 @@ class SocketTransport:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.ws.close(code=code, reason=reason)
 
+    def release_handshake(self) -> None:
+        """Drop the server's copies of the upgrade request and response (headers, a few KB per
+        socket): nothing reads them after the handshake, and an idle socket should cost little."""
+        proto = self._proto
+        if proto is not None and proto.handshake_complete:
+            proto.request = None
+            proto.response = None
+
     def abort(self) -> None:
         """Drop the TCP connection now. A close handshake waits for the peer to read what is
         buffered, which a stuck client never does; without this its socket would linger."""
@@ -123,7 +131,7 @@ def _asgi_owner(send: object, depth: int = 0) -> Any:
 
 def _sansio_protocol(send: object) -> Any:
     owner = _asgi_owner(send)
-    needed = ("conn", "writable", "close_sent", "disconnected")
+    needed = ("conn", "writable", "close_sent", "disconnected", "handshake_complete")
     if owner is None or not all(hasattr(owner, name) for name in needed):
         return None
     if not isinstance(getattr(owner.conn, "state", None), WsState):
@@ -178,9 +186,17 @@ async def handshake(ws: WebSocket, node: HubNode, session: ServerSession, conn_i
     return claims.user_id
 
 
+def _origin(ws: WebSocket) -> str | None:
+    # Read from the raw scope: ``ws.headers`` would build and keep a Headers object per socket.
+    for name, value in ws.scope.get("headers", ()):
+        if name == b"origin":
+            return bytes(value).decode("latin-1")
+    return None
+
+
 async def serve_socket(ws: WebSocket, node: HubNode) -> None:
     settings, hub = node.settings, node.hub
-    if not origin_allowed(ws.headers.get("origin"), settings.allowed_origins):
+    if not origin_allowed(_origin(ws), settings.allowed_origins):
         await ws.close(code=int(CloseCode.POLICY_VIOLATION))
         return
     if not hub.accept_allowed():
@@ -193,8 +209,10 @@ async def serve_socket(ws: WebSocket, node: HubNode) -> None:
     user = await handshake(ws, node, session, conn_id)
     if user is None:
         return
-    conn = await hub.connect(SocketTransport(ws), session, conn_id, user)
-    del session, settings  # an idle socket keeps this frame alive: keep it small
+    transport = SocketTransport(ws)
+    transport.release_handshake()
+    conn = await hub.connect(transport, session, conn_id, user)
+    del session, settings, transport  # an idle socket keeps this frame alive: keep it small
     receive = ws.receive
     try:
         # Runs until the peer goes: closing or aborting the socket from the hub side also ends it
