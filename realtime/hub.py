@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import RedisError
 
 from protocol import codec
 from protocol import frames as F
@@ -56,6 +58,10 @@ from realtime.typing_ import TypingState
 log = structlog.get_logger(__name__)
 
 PRESENCE_KINDS = frozenset((F.PresenceJoin.TYPE, F.PresenceLeave.TYPE))
+#: Failures of Redis or PostgreSQL themselves (not of a request): answered UNAVAILABLE, not INTERNAL.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError, OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+)
 REPLAY_STALL_S = 10.0  # a resuming client that reads nothing for this long is cut off
 
 
@@ -257,6 +263,10 @@ class Hub:
         except ProtocolError as exc:
             exc.request_id = exc.request_id or getattr(frame, "id", 0)
             await self._fail(conn, exc, ch=getattr(frame, "ch", ""))
+        except UNAVAILABLE_ERRORS as exc:  # a dependency is down or slow: nothing was changed, retry
+            conn.log.warning("handler_unavailable", frame=frame.TYPE, error=type(exc).__name__)
+            await self._fail(conn, ProtocolError("temporarily unavailable, retry", ErrorCode.UNAVAILABLE,
+                                                 getattr(frame, "id", 0)))
         except Exception:
             conn.log.exception("handler_failed", frame=frame.TYPE)
             await self._fail(conn, ProtocolError("internal error", ErrorCode.INTERNAL, getattr(frame, "id", 0)))

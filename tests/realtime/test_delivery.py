@@ -107,3 +107,33 @@ async def test_out_of_order_duplicates_and_holes_are_delivered_in_order_once(ser
     e10 = await append(10)
     await hub.deliver(routed(e10))
     assert resuming.buffer == [(10, e10.frame)]
+
+
+async def test_a_dead_redis_is_answered_unavailable_not_internal(services: Services) -> None:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from protocol.errors import ErrorCode
+    from tests.conftest import free_port
+    from tests.realtime.conftest import make_user
+
+    dead = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    broker = RedisBroker(dead, "dead-node")
+    hub = Hub(
+        node_id="dead-node", redis=dead, broker=broker, presence=Presence(dead),
+        store=ChannelStore(services.db), chat=ChatStore(services.db), reactions=ReactionStore(services.db),
+        permissions=Permissions(services.db), config=HubConfig(), max_frame=65536, ping_interval_ms=25000,
+    )
+    user = await make_user(services.db)
+    session = ServerSession()
+    session.receive_frame(F.Hello(token="t"))
+    session.accept(user=user, session="s", node="dead-node", ping_interval_ms=25000)
+    transport = ListTransport()
+    conn = await hub.connect(transport, session, "c1", user)  # presence join fails: logged, not raised
+    await hub.receive(conn, codec.encode(F.Subscribe(id=7, ch=f"user:{user}")))
+    await asyncio.sleep(0)
+    answer = codec.decode_server(transport.frames[-1], 1 << 20)
+    assert isinstance(answer, F.Error) and answer.code == ErrorCode.UNAVAILABLE and answer.id == 7
+    assert not session.pending  # the refused sub is forgotten: the client may retry it
+    await dead.aclose()
