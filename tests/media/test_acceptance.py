@@ -171,8 +171,6 @@ async def test_tuspy_upload_interrupted_and_resumed(live_server: LiveServer, upl
 
 async def test_stalled_client_is_cut_and_keeps_its_bytes(live_server: LiveServer, uploader: User,
                                                           redis: aioredis.Redis) -> None:
-    if live_server.media.store == "s3":
-        pytest.skip("store-independent; the local run covers it")
     data = mp4_bytes(200_000, seed=9)
     response = await asyncio.to_thread(requests.post, f"{live_server.url}/uploads/", timeout=10, headers={
         **uploader.auth, "Upload-Length": str(len(data))})
