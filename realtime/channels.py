@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -175,7 +176,20 @@ async def add_members(db: asyncpg.Pool, room_id: str, members: Iterable[str]) ->
     )
 
 
-async def remove_member(db: asyncpg.Pool, room_id: str, user: str) -> None:
+#: Kind of the internal routed event that ends a user's subscriptions of a channel on every node.
+REVOKE_KIND = "hub.revoke"
+
+
+class Revoker(Protocol):
+    async def broadcast(self, channel: str, payload: bytes, kind: str) -> None: ...
+
+
+async def remove_member(db: asyncpg.Pool, room_id: str, user: str, broker: Revoker | None = None) -> None:
+    """Remove ``user`` from a room. With a ``broker`` (``HubNode.broker`` or ``EventSink.broker``),
+    their open subscriptions of ``room:<id>`` end at once on every node (``unsub.ok`` with id 0);
+    without one they end at their next resubscribe, which is refused."""
     await db.execute(
         "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2", uuid.UUID(room_id), uuid.UUID(user)
     )
+    if broker is not None:
+        await broker.broadcast(f"room:{room_id}", str(uuid.UUID(user)).encode(), REVOKE_KIND)

@@ -36,7 +36,7 @@ from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.session import ServerSession, State
 from realtime import keys
 from realtime.broker import RedisBroker, Routed
-from realtime.channels import ChannelError, Permissions, parse_channel
+from realtime.channels import REVOKE_KIND, ChannelError, Permissions, parse_channel
 from realtime.chat import ChatStore
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
 from realtime.hubconfig import HubConfig
@@ -335,6 +335,9 @@ class Hub:
         if lc is None:
             return
         if routed.offset < 0:
+            if routed.kind == REVOKE_KIND:
+                self._revoke(lc, routed.payload.decode(errors="replace"))
+                return
             presence_only = routed.kind in PRESENCE_KINDS
             queued = 0
             for sub in list(lc.subs.values()):
@@ -348,6 +351,13 @@ class Hub:
             lc.early.append(routed)
             return
         await self._deliver_durable(lc, routed)
+
+    def _revoke(self, lc: LocalChannel, user: str) -> None:
+        """``user`` lost access to ``lc``: end their subscriptions here (server-initiated unsub)."""
+        for sub in list(lc.subs.values()):
+            if sub.conn.user == user:
+                self._drop_subscription(sub)
+                sub.conn.send(F.Unsubscribed(id=0, ch=lc.name))
 
     async def _deliver_durable(self, lc: LocalChannel, routed: Routed) -> None:
         async with lc.lock:

@@ -172,3 +172,29 @@ async def test_publish_is_idempotent_by_key_and_refuses_oversize(running_node: R
     assert isinstance(big, F.Error) and big.code in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.FRAME_TOO_LARGE)
     await ca.close()
     await cv.close()
+
+
+async def test_removed_members_lose_their_subscription_at_once(running_node: RunningNode, db: asyncpg.Pool,
+                                                               redis: aioredis.Redis) -> None:
+    from realtime.broker import RedisBroker
+    from realtime.channels import remove_member
+
+    a, b = await make_user(db), await make_user(db)
+    room = await create_room(db, a, [b])
+    ch = f"room:{room}"
+    ca, cb = await Client.connect(running_node.ws_url, a), await Client.connect(running_node.ws_url, b)
+    await ca.subscribe(ch)
+    await cb.subscribe(ch)
+    await remove_member(db, room, b, RedisBroker(redis, "feed-api"))
+    gone = await cb.expect(F.Unsubscribed)
+    assert (gone.id, gone.ch) == (0, ch)
+    ack = await ca.chat(room, "after", "b must not see this")
+    if not [f for f in ca.seen if isinstance(f, F.ChatMessage) and f.mid == ack.mid]:
+        await ca.expect(F.ChatMessage, lambda m: m.mid == ack.mid)  # delivered (to a) by now
+    await cb.send(F.Ping(id=5))
+    await cb.expect(F.Pong)
+    assert not [f for f in cb.seen if isinstance(f, F.ChatMessage)]
+    answer = await cb.request(F.Subscribe(id=cb.next_id(), ch=ch))
+    assert isinstance(answer, F.Error) and answer.code == ErrorCode.PERMISSION_DENIED
+    await ca.close()
+    await cb.close()
