@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loadtests import fanout, uploads
+from loadtests import fanout, media, uploads
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests")
     sub = parser.add_subparsers(dest="benchmark", required=True)
-    for name, module in (("fanout", fanout), ("uploads", uploads)):
+    for name, module in (("fanout", fanout), ("uploads", uploads), ("media", media)):
         command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         command.add_argument("--json", help="also write the JSON figures to this file")
         module.add_arguments(command)

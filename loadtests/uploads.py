@@ -3,8 +3,8 @@
 Replays the beta crash: a cluster of ``--hubs`` hub processes, then
 
 1. **Baseline.** Socket users in 2-member rooms (one member per hub when there are two) exchange
-   chat messages at ``--chat-rate`` per second for ``--baseline-seconds``; send-to-receipt latency
-   is recorded.
+   chat messages at ``--chat-rate`` per second; after ``--warmup-seconds`` unmeasured, send-to-receipt
+   latency is recorded for ``--baseline-seconds``.
 2. **Uploads.** ``--uploads`` tus uploads of ``--size-mb`` each start at once, every client paced to
    ``--mbps`` by a token bucket on the sending side (bytes generated on the fly behind a valid MP4
    ``ftyp`` box, never a whole file in memory; PATCH requests of ``--patch-mb``). The upload clients
@@ -320,7 +320,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Each upload belongs to its own user: the per-user concurrent upload limit is not what is measured.
     async with Cluster(hubs_wanted=args.hubs) as cluster:
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
-        await asyncio.sleep(1)
+        await chat.run(None, args.warmup_seconds)  # connection pools and caches warm up; not measured
         rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in cluster.hubs}
         baseline = await chat.run(None, args.baseline_seconds)
 
@@ -381,6 +381,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-mb", type=float, default=16.0, help="bytes per PATCH request, in MB")
     parser.add_argument("--chat-users", type=int, default=20, help="socket users chatting in rooms of two")
     parser.add_argument("--chat-rate", type=float, default=50.0, help="chat messages per second in total")
+    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured chat before the baseline")
     parser.add_argument("--baseline-seconds", type=float, default=20.0, help="chat-only phase before the uploads")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on the uploads after this long")
 
