@@ -36,14 +36,17 @@ class ChannelError(ProtocolError):
 
 def parse_channel(channel: str) -> tuple[str, str]:
     """``"room:<id>"`` -> ``("room", "<id>")``. Raises ``ChannelError`` for an unknown kind or an id
-    that is not a UUID (every id in the system is one)."""
+    that is not a UUID in its canonical spelling (every id in the system is one)."""
     kind, sep, ident = channel.partition(":")
     if not sep or kind not in KINDS:
         raise ChannelError(f"unknown channel {channel[:80]!r}")
     try:
-        uuid.UUID(ident)
+        canonical = str(uuid.UUID(ident))
     except ValueError:
         raise ChannelError(f"unknown channel {channel[:80]!r}") from None
+    if canonical != ident:
+        # One spelling per channel: "room:ABC..." and "room:abc..." must not be two Redis channels.
+        raise ChannelError(f"channel ids are lowercase UUIDs with hyphens: {channel[:80]!r}")
     return kind, ident
 
 

@@ -1,6 +1,6 @@
 """Chat: messages stored in PostgreSQL before they are acknowledged, receipts, history pages.
 
-A message's offset is the room's next ``last_seq``, taken in the transaction that inserts it, and it
+A message's offset is the room's next ``last_seq``, taken in the statement that inserts it, and it
 is the offset of the ``room:<id>`` channel in Redis too: clients see one offset space. ``cmid`` (the
 client message id) is unique per (room, sender): a retried send returns the original message.
 """
@@ -15,7 +15,7 @@ import asyncpg
 from protocol import codec
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.frames import ChatMessage
-from realtime.store import Executor, new_mid, now_ms
+from realtime.store import MESSAGE_SELECT, message_from_row, new_mid, now_ms
 
 
 class NotMember(ProtocolError):
@@ -25,12 +25,28 @@ class NotMember(ProtocolError):
 @dataclass(frozen=True, slots=True)
 class Sent:
     message: ChatMessage
-    frame: bytes  # the encoded chat.msg, stored and published as is
+    frame: bytes  # the encoded chat.msg, published as is (and rebuilt identically from its row)
     created: bool  # False for a retry answered with the original
 
 
-class _LostRace(Exception):
-    pass
+#: One round trip, no explicit transaction: the UPDATE checks membership and the retry and takes
+#: the next offset (its row lock orders concurrent senders of the room across every node), the
+#: INSERT stores the message, atomically. A concurrent retry of the same cmid makes the INSERT
+#: fail on the unique key, which undoes the whole statement: offsets never get a hole.
+_SEND = """
+WITH r AS (
+    UPDATE rooms SET last_seq = last_seq + 1
+    WHERE id = $1
+      AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
+      AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender = $2 AND cmid = $3)
+    RETURNING epoch, last_seq
+), m AS (
+    INSERT INTO messages (room_id, seq, mid, cmid, sender, body, reply_to, created_at)
+    SELECT $1, r.last_seq, $4, $3, $2, $5, $6, to_timestamp($7::float8 / 1000) FROM r
+    RETURNING seq
+)
+SELECT r.epoch, r.last_seq FROM r JOIN m ON m.seq = r.last_seq
+"""
 
 
 class ChatStore:
@@ -39,58 +55,29 @@ class ChatStore:
 
     async def send(self, room: str, sender: str, cmid: str, body: str, reply_to: str = "") -> Sent:
         """Store a message from ``sender`` (the authenticated user). Raises ``NotMember``."""
+        mid, ts = new_mid(), now_ms()
         try:
-            return await self._send(room, sender, cmid, body, reply_to)
-        except _LostRace:
+            row = await self.db.fetchrow(_SEND, uuid.UUID(room), uuid.UUID(sender), cmid, mid, body, reply_to, ts)
+        except asyncpg.UniqueViolationError:
+            row = None  # a concurrent retry stored it first
+        if row is None:  # a retry, or not a member
             found = await self._find(room, sender, cmid)
-            assert found is not None
-            return found
+            if found is not None:
+                return found
+            raise NotMember(f"not a member of room {room}")
+        msg = ChatMessage(ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["last_seq"]), mid=mid,
+                          room=room, sender=sender, cmid=cmid, body=body, reply_to=reply_to, ts=ts)
+        return Sent(msg, codec.encode(msg), True)
 
-    async def _send(self, room: str, sender: str, cmid: str, body: str, reply_to: str) -> Sent:
-        rid, uid = uuid.UUID(room), uuid.UUID(sender)
-        async with self.db.acquire() as conn, conn.transaction():
-            # One statement checks membership and the retry, and takes the next offset; the row
-            # lock it holds orders concurrent senders of this room across every node.
-            row = await conn.fetchrow(
-                """UPDATE rooms SET last_seq = last_seq + 1
-                   WHERE id = $1
-                     AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
-                     AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender = $2 AND cmid = $3)
-                   RETURNING epoch, last_seq""",
-                rid, uid, cmid,
-            )
-            if row is None:  # a retry, or not a member
-                found = await self._find(room, sender, cmid, conn)
-                if found is not None:
-                    return found
-                raise NotMember(f"not a member of room {room}")
-            msg = ChatMessage(
-                ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["last_seq"]), mid=new_mid(),
-                room=room, sender=sender, cmid=cmid, body=body, reply_to=reply_to, ts=now_ms(),
-            )
-            data = codec.encode(msg)
-            inserted = await conn.fetchval(
-                """INSERT INTO messages (room_id, seq, mid, cmid, sender, body, reply_to, frame)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (room_id, sender, cmid) DO NOTHING RETURNING seq""",
-                rid, msg.offset, msg.mid, cmid, uid, body, reply_to, data,
-            )
-            if inserted is None:
-                raise _LostRace  # roll back the offset: a concurrent retry stored it
-            return Sent(msg, data, True)
-
-    async def _find(self, room: str, sender: str, cmid: str,
-                    conn: Executor | None = None) -> Sent | None:
-        frame = await (conn or self.db).fetchval(
-            "SELECT frame FROM messages WHERE room_id = $1 AND sender = $2 AND cmid = $3",
+    async def _find(self, room: str, sender: str, cmid: str) -> Sent | None:
+        row = await self.db.fetchrow(
+            f"{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.sender = $2 AND m.cmid = $3",
             uuid.UUID(room), uuid.UUID(sender), cmid,
         )
-        if frame is None:
+        if row is None:
             return None
-        data = bytes(frame)
-        msg = codec.decode_server(data, len(data))
-        assert isinstance(msg, ChatMessage)
-        return Sent(msg, data, False)
+        msg = message_from_row(row)
+        return Sent(msg, codec.encode(msg), False)
 
     async def history(self, room: str, before: int, limit: int) -> tuple[list[ChatMessage], bool]:
         """Messages strictly before offset ``before`` (-1: the newest), newest first, and whether
@@ -98,15 +85,10 @@ class ChatStore:
         limit = max(1, min(limit, 200))
         bound = before if before > 0 else 2**62
         rows = await self.db.fetch(
-            "SELECT frame FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            f"{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
             uuid.UUID(room), bound, limit + 1,
         )
-        out: list[ChatMessage] = []
-        for r in rows[:limit]:
-            data = bytes(r["frame"])
-            msg = codec.decode_server(data, len(data))
-            assert isinstance(msg, ChatMessage)
-            out.append(msg)
+        out = [message_from_row(r) for r in rows[:limit]]
         return out, len(rows) > limit
 
     async def receipt(self, room: str, user: str, kind: str, offset: int) -> bool:

@@ -4,7 +4,8 @@ Offsets are assigned here, in the transaction that stores the event: ``rooms.las
 ``room:<id>`` (chat, see chat.py) and ``channels.last_seq`` for every other channel (the
 ``channel_events`` log below). The row lock taken by ``UPDATE ... SET last_seq = last_seq + 1``
 orders concurrent writers of one channel, across nodes: offset N+1 is only handed out after N is
-committed. Every row keeps its encoded frame, so Redis can be refilled byte for byte.
+committed. A ``channel_events`` row keeps its encoded frame; a chat message is rebuilt from its
+columns (``message_from_row``), byte for byte what was published, so Redis can always be refilled.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from protocol import codec
-from protocol.frames import Frame
+from protocol.frames import ChatMessage, Frame
 from realtime.channels import parse_channel
 
 
@@ -45,6 +46,22 @@ class Stored:
     mid: str
     frame: bytes
     created: bool  # False when an idempotent retry found the original
+
+
+#: What a ``chat.msg`` frame is rebuilt from. ``ts`` is stored as ``created_at`` (to the
+#: millisecond it was published with).
+MESSAGE_SELECT = """SELECT m.room_id, m.seq, m.mid, m.cmid, m.sender, m.body, m.reply_to, r.epoch,
+       (extract(epoch FROM m.created_at) * 1000)::bigint AS ts
+  FROM messages m JOIN rooms r ON r.id = m.room_id"""
+
+
+def message_from_row(row: Any) -> ChatMessage:
+    room = str(row["room_id"])
+    return ChatMessage(
+        ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["seq"]), mid=str(row["mid"]), room=room,
+        sender=str(row["sender"]), cmid=str(row["cmid"]), body=str(row["body"]), reply_to=str(row["reply_to"]),
+        ts=int(row["ts"]),
+    )
 
 
 #: A connection, a pooled connection or the pool: anything with ``fetchrow``/``fetchval``.
@@ -84,15 +101,15 @@ class ChannelStore:
         kind, ident = parse_channel(channel)
         if kind == "room":
             rows = await self.db.fetch(
-                "SELECT seq, frame FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+                f"{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq",
                 _uuid(ident), after, upto,
             )
-        else:
-            rows = await self.db.fetch(
-                """SELECT seq, frame FROM channel_events
-                   WHERE channel = $1 AND seq > $2 AND seq <= $3 ORDER BY seq""",
-                channel, after, upto,
-            )
+            return [(int(r["seq"]), codec.encode(message_from_row(r))) for r in rows]
+        rows = await self.db.fetch(
+            """SELECT seq, frame FROM channel_events
+               WHERE channel = $1 AND seq > $2 AND seq <= $3 ORDER BY seq""",
+            channel, after, upto,
+        )
         return [(int(r["seq"]), bytes(r["frame"])) for r in rows]
 
     async def append(self, channel: str, kind: str, sender: str, idem_key: str | None,

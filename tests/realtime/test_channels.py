@@ -11,7 +11,8 @@ ID = "6f1c1a52-5b8e-4c1e-9d0e-1c2b3a4d5e6f"
 
 def test_parse_channel() -> None:
     assert parse_channel(f"room:{ID}") == ("room", ID)
-    for bad in ("room", f"chan:{ID}", "room:not-a-uuid", f"user:{ID}:x", ""):
+    for bad in ("room", f"chan:{ID}", "room:not-a-uuid", f"user:{ID}:x", "", f"room:{ID.upper()}",
+                f"room:{ID.replace('-', '')}"):
         with pytest.raises(ChannelError):
             parse_channel(bad)
 

@@ -7,6 +7,7 @@ import pytest
 
 from realtime.channels import add_members, create_room
 from realtime.chat import ChatStore, NotMember
+from realtime.store import ChannelStore
 from tests.realtime.conftest import make_user
 
 
@@ -20,6 +21,10 @@ async def test_send_assigns_room_offsets_and_dedupes_cmid(db: asyncpg.Pool) -> N
     assert first.created and second.created and not retry.created
     assert (first.message.offset, second.message.offset) == (1, 2)
     assert retry.message.mid == first.message.mid and retry.frame == first.frame
+    # What PostgreSQL gives back (history, gap refills) is exactly what was published.
+    assert (await ChannelStore(db).range(f"room:{room}", 0, 2)) == [(1, first.frame), (2, second.frame)]
+    page, _ = await chat.history(room, -1, 10)
+    assert page == [second.message, first.message]
     with pytest.raises(NotMember):
         await chat.send(room, c, "c2", "intruder")
     await add_members(db, room, [c])
