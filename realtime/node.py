@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -32,19 +31,11 @@ from realtime.hub import Hub
 from realtime.hubconfig import HubConfig
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
-from realtime.services import Services
+from realtime.services import Services, open_redis
 from realtime.store import ChannelStore
 from realtime.ws import serve_socket
 
 log = structlog.get_logger(__name__)
-
-
-def hub_redis(url: str, max_connections: int) -> aioredis.Redis:
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, decode_responses=False,
-        socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
-    )
-    return aioredis.Redis(connection_pool=pool)
 
 
 class HubNode:
@@ -56,7 +47,7 @@ class HubNode:
         self.config = config or HubConfig.from_env()
         # The hub's own Redis pool, blocking when exhausted: a burst of connects or publishes waits
         # for a connection instead of failing with MaxConnectionsError (redis-py's default pool).
-        self.redis = hub_redis(settings.redis_url, self.config.redis_connections)
+        self.redis = open_redis(settings.redis_url, max_connections=self.config.redis_connections)
         self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker)
         self.presence = Presence(self.redis, self.config.presence, self.broker.scripts)
         self.store = ChannelStore(services.db)

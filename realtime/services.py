@@ -27,11 +27,14 @@ REDIS_RTT = Histogram(
 
 
 def open_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
-    """A Redis client speaking bytes (msgpack crosses Redis, never pickle or text)."""
-    return aioredis.Redis.from_url(
-        url, decode_responses=False, max_connections=max_connections,
+    """A Redis client speaking bytes (msgpack crosses Redis, never pickle or text). Its pool waits
+    for a free connection when all are busy (redis-py's default pool raises instead, which turned
+    connect bursts into errors)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, decode_responses=False,
         socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
