@@ -12,16 +12,8 @@ from pathlib import Path
 from nara.guard import Limits
 from nara.keys import NaraKeys
 from nara.planner import Policy
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    return float(raw) if raw not in (None, "") else default
+from realtime.config import env_float as _float
+from realtime.config import env_int as _int
 
 
 @dataclass(frozen=True, slots=True)
