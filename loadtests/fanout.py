@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -171,6 +172,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         expected[ack["mid"]] = len(members)
 
     hub_procs = [h.ps() for h in hubs]
+    print(f"fanout: publishing at {args.rate}/s for {args.seconds}s", file=sys.stderr, flush=True)
     cpu_before = cpu_seconds(hub_procs)
     started = time.monotonic()
     total = int(args.rate * args.seconds)

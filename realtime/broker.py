@@ -35,6 +35,9 @@ from realtime.scripts import Scripts
 
 log = structlog.get_logger(__name__)
 
+REDIS_OP_PUBLISH_MANY = REDIS_OP.labels("publish_many")
+REDIS_OP_ROUTE = REDIS_OP.labels("route")
+
 APPENDED, DUPLICATE, GAP = 0, 1, 2
 
 #: Loads stored events of a channel with ``after < offset <= upto`` from the source of truth, in
@@ -60,6 +63,17 @@ class BrokerConfig:
     inbox_size: int = 100_000  # MAXLEN ~ of a node inbox: bounds what a stalled node leaves behind
     interest_ttl_s: float = 15.0  # a node's registration for a channel lives this long unless refreshed
     max_backfill: int = 10_000  # a larger hole is not replayed: the stream restarts (new clients resync)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A stored durable event to append and route (``RedisBroker.publish_many``)."""
+
+    channel: str
+    epoch: str
+    offset: int
+    payload: bytes
+    kind: str
 
 
 class Broker(Protocol):
@@ -103,6 +117,45 @@ class RedisBroker:
             status, top, nodes = await self._append(channel, epoch, offset, payload)
         if status == APPENDED:
             await self._route(channel, offset, kind, payload, nodes)
+
+    async def publish_many(self, events: Sequence[Publication], backfill: Backfill) -> None:
+        """``publish`` for a batch of stored events, in two pipelined round trips: every append
+        (``publish.lua``), then every route. Events of one channel must come in offset order. An
+        event the pipeline could not append (a gap: another node's earlier offset has not reached
+        Redis yet; or an error) goes through ``publish`` afterwards, in order, which backfills; any
+        later event of its channel in the batch was refused as a gap too, so per-channel order holds."""
+        if len(events) <= 1:
+            for ev in events:
+                await self.publish(ev.channel, ev.epoch, ev.offset, ev.payload, ev.kind, backfill)
+            return
+        cfg, now = self.config, _now_ms()
+        sha = self.scripts.publish.sha
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ev in events:
+                ch = ev.channel
+                pipe.evalsha(sha, 3, keys.channel_meta(ch), keys.channel_stream(ch), keys.channel_nodes(ch),
+                             ev.epoch, ev.offset, ev.payload, cfg.history_size, now, cfg.history_ttl_s)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        REDIS_OP_PUBLISH_MANY.observe(time.perf_counter() - started)
+        routes: list[tuple[Publication, list[bytes]]] = []
+        retry: list[Publication] = []
+        for ev, reply in zip(events, replies, strict=True):
+            if isinstance(reply, BaseException) or int(reply[0]) == GAP:
+                retry.append(ev)
+            elif int(reply[0]) == APPENDED:
+                routes.append((ev, reply[2]))
+        if any(nodes for _, nodes in routes):
+            started = time.perf_counter()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ev, nodes in routes:
+                    fields: dict[Any, Any] = {"c": ev.channel, "o": ev.offset, "k": ev.kind, "ts": now, "p": ev.payload}
+                    for node in nodes:
+                        pipe.xadd(keys.node_inbox(node.decode()), fields, maxlen=cfg.inbox_size, approximate=True)
+                await pipe.execute()
+            REDIS_OP_ROUTE.observe(time.perf_counter() - started)
+        for ev in retry:
+            await self.publish(ev.channel, ev.epoch, ev.offset, ev.payload, ev.kind, backfill)
 
     async def _append(self, channel: str, epoch: str, offset: int, payload: bytes) -> tuple[int, int, list[str]]:
         started = time.perf_counter()

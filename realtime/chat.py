@@ -8,6 +8,7 @@ client message id) is unique per (room, sender): a retried send returns the orig
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -49,6 +50,25 @@ SELECT r.epoch, r.last_seq FROM r JOIN m ON m.seq = r.last_seq
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One chat send waiting in a batch (``ChatStore.send_batch``)."""
+
+    room: str
+    sender: str
+    cmid: str
+    body: str
+    reply_to: str = ""
+
+
+#: Errors of one statement that another statement on the same connection would not repeat (bad
+#: data in one item): the batch is then retried item by item so only the bad item fails.
+_ITEM_ERRORS: tuple[type[BaseException], ...] = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+_SEND_BATCH = "SELECT out_ord, out_epoch, out_seq FROM chat_send_batch($1, $2, $3, $4, $5, $6, $7)"
+
+
 class ChatStore:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
@@ -68,6 +88,72 @@ class ChatStore:
         msg = ChatMessage(ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["last_seq"]), mid=mid,
                           room=room, sender=sender, cmid=cmid, body=body, reply_to=reply_to, ts=ts)
         return Sent(msg, codec.encode(msg), True)
+
+    async def send_batch(self, items: Sequence[Outgoing], conn: asyncpg.Connection | None = None
+                         ) -> list[Sent | BaseException]:
+        """Store a batch of sends from any rooms in one transaction and one round trip (group
+        commit, see sql/0003_chat_send_batch.sql). Per-room offsets follow the batch order. Returns
+        one result per item, in order: the ``Sent``, or the exception for that item alone
+        (``NotMember``); a retried cmid (stored earlier, or twice in this batch) returns the
+        original with ``created=False``. Raises only when the database itself fails (nothing of
+        the batch is then stored)."""
+        results: list[Sent | BaseException | None] = [None] * len(items)
+        first: dict[tuple[str, str, str], int] = {}
+        fresh: list[int] = []  # indexes sent to the database (first occurrence of each cmid)
+        for i, it in enumerate(items):
+            key = (it.room, it.sender, it.cmid)
+            if key not in first:
+                first[key] = i
+                fresh.append(i)
+        mids = [new_mid() for _ in fresh]
+        ts = now_ms()
+        try:
+            rows = await self._store([items[i] for i in fresh], mids, ts, conn)
+        except _ITEM_ERRORS:
+            if len(fresh) == 1:
+                raise
+            rows = None
+        if rows is None:  # one item's data broke the statement: store the others one by one
+            stored_rows: dict[int, tuple[str, int]] = {}
+            for n, i in enumerate(fresh):
+                try:
+                    one = await self._store([items[i]], [mids[n]], ts, conn)
+                except _ITEM_ERRORS as exc:
+                    results[i] = exc
+                    continue
+                if one:
+                    stored_rows[n] = one[0]
+        else:
+            stored_rows = rows
+        for n, i in enumerate(fresh):
+            if results[i] is not None:
+                continue
+            it = items[i]
+            pos = stored_rows.get(n)
+            if pos is None:  # a retry of a stored message, or not a member
+                found = await self._find(it.room, it.sender, it.cmid)
+                results[i] = found if found is not None else NotMember(f"not a member of room {it.room}")
+                continue
+            msg = ChatMessage(ch=f"room:{it.room}", epoch=pos[0], offset=pos[1], mid=mids[n], room=it.room,
+                              sender=it.sender, cmid=it.cmid, body=it.body, reply_to=it.reply_to, ts=ts)
+            results[i] = Sent(msg, codec.encode(msg), True)
+        for i, it in enumerate(items):
+            if results[i] is None:  # the same cmid again in this batch: answered like a retry
+                original = results[first[(it.room, it.sender, it.cmid)]]
+                results[i] = Sent(original.message, original.frame, False) if isinstance(original, Sent) else original
+        return [r for r in results if r is not None]
+
+    async def _store(self, items: Sequence[Outgoing], mids: Sequence[str], ts: int,
+                     conn: asyncpg.Connection | None) -> dict[int, tuple[str, int]]:
+        """Input index -> (epoch, offset) of each message stored."""
+        args = (
+            [uuid.UUID(it.room) for it in items], [uuid.UUID(it.sender) for it in items],
+            [it.cmid for it in items], list(mids), [it.body for it in items], [it.reply_to for it in items],
+            [ts] * len(items),
+        )
+        executor = self.db if conn is None else conn
+        rows = await executor.fetch(_SEND_BATCH, *args)
+        return {int(r["out_ord"]) - 1: (str(r["out_epoch"]), int(r["out_seq"])) for r in rows}
 
     async def _find(self, room: str, sender: str, cmid: str) -> Sent | None:
         row = await self.db.fetchrow(

@@ -37,7 +37,8 @@ from protocol.session import ServerSession, State
 from realtime import keys
 from realtime.broker import RedisBroker, Routed
 from realtime.channels import REVOKE_KIND, ChannelError, Permissions, parse_channel
-from realtime.chat import ChatStore
+from realtime.chat import ChatStore, Outgoing
+from realtime.commit import ChatWriter
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
 from realtime.hubconfig import HubConfig
 from realtime.limits import TokenBucket, UserLimits
@@ -134,6 +135,7 @@ class Hub:
         self.max_frame = max_frame
         self.ping_interval_ms = ping_interval_ms
         self.user_limits = UserLimits(redis)
+        self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items)
         self.index = ChannelIndex(config.shards)
         self.connections: dict[str, Connection] = {}
         self.typing = TypingState(config.typing_throttle_s, config.typing_expire_s)
@@ -191,6 +193,7 @@ class Hub:
             log.error("hub_task_failed", error=repr(task.exception()))
 
     async def cancel_tasks(self) -> None:
+        await self.chat_writer.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -619,15 +622,13 @@ class Hub:
         if self.draining:
             raise ProtocolError("node is draining, resend elsewhere", ErrorCode.DRAINING, frame.id)
         await self._user_allowed(conn, frame.id)
-        try:
-            sent = await self.chat.send(frame.room, conn.user, frame.cmid, frame.body, frame.reply_to)
+        try:  # group commit: stored and published with the other sends of this moment
+            sent = await self.chat_writer.send(Outgoing(frame.room, conn.user, frame.cmid, frame.body,
+                                                        frame.reply_to))
         except ProtocolError as exc:
             exc.request_id = frame.id
             raise
         msg = sent.message
-        if sent.created:
-            stored = Stored(msg.ch, msg.epoch, msg.offset, msg.mid, sent.frame, True)
-            await self.publish_stored(stored, F.ChatMessage.TYPE)
         conn.send(F.ChatAck(id=frame.id, room=frame.room, cmid=frame.cmid, mid=msg.mid, offset=msg.offset,
                             ts=msg.ts))
 

@@ -27,3 +27,7 @@ REDIS_OP = Histogram(
 )
 RECOVERIES = Counter("amaro_hub_recoveries_total", "Resumes by outcome and source", ["outcome"])
 GAP_FILLS = Counter("amaro_hub_gap_fills_total", "Out-of-order or missed routed events refilled", ["source"])
+BATCH_ITEMS = Histogram(
+    "amaro_hub_batch_items", "Items per group-commit batch (one PostgreSQL transaction)", ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

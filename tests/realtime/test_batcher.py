@@ -1,0 +1,160 @@
+"""Group commit: the generic batcher, the chat batch statement, and two writers ("nodes") at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from realtime import keys
+from realtime.batcher import GroupCommit
+from realtime.broker import RedisBroker
+from realtime.channels import create_room
+from realtime.chat import ChatStore, NotMember, Outgoing, Sent
+from realtime.commit import ChatWriter
+from realtime.store import ChannelStore
+from tests.realtime.conftest import make_user
+
+
+async def test_batches_form_while_one_is_in_flight_and_results_keep_their_order() -> None:
+    batches: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(items))
+        if len(batches) == 1:
+            await gate.wait()  # hold the first batch: the others queue behind it
+        return [ValueError(i) if i == 13 else i * 10 for i in items]
+
+    batcher: GroupCommit[int, int] = GroupCommit("test", flush, max_items=8)
+    first = asyncio.create_task(batcher.submit(0))
+    await asyncio.sleep(0.01)
+    assert batches == [[0]]  # an idle batcher flushes at once (no fixed wait)
+    rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 20)]
+    await asyncio.sleep(0.01)
+    assert len(batches) == 1  # nothing else goes while the first batch is in flight
+    gate.set()
+    assert await first == 0
+    results = await asyncio.gather(*rest, return_exceptions=True)
+    # Submission order is kept inside and across batches; max_items bounds a batch.
+    assert batches[1:] == [list(range(1, 9)), list(range(9, 17)), list(range(17, 20))]
+    # One item's failure fails that item only.
+    assert [r if isinstance(r, int) else "error" for r in results] == [
+        i * 10 if i != 13 else "error" for i in range(1, 20)]
+    assert isinstance(results[12], ValueError)
+
+
+async def test_a_failed_flush_fails_its_batch_only() -> None:
+    calls = 0
+
+    async def flush(items: Sequence[str]) -> list[str | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database gone")
+        return [s.upper() for s in items]
+
+    batcher: GroupCommit[str, str] = GroupCommit("test", flush)
+    failed = await asyncio.gather(batcher.submit("a"), batcher.submit("b"), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in failed)
+    assert await batcher.submit("c") == "C"  # the next batch goes through
+
+
+async def test_a_batch_mixes_rooms_keeps_order_dedupes_retries_and_isolates_failures(db: asyncpg.Pool) -> None:
+    a, b, c, outsider = [await make_user(db) for _ in range(4)]
+    r1 = await create_room(db, a, [b])
+    r2 = await create_room(db, b, [c])
+    chat = ChatStore(db)
+    earlier = await chat.send(r1, a, "old", "stored before")
+    items = [
+        Outgoing(r1, a, "x1", "one"),
+        Outgoing(r2, b, "y1", "two"),
+        Outgoing(r1, b, "x2", "three"),
+        Outgoing(r1, a, "old", "a retry of a stored message"),
+        Outgoing(r2, outsider, "z", "not a member"),
+        Outgoing(r1, a, "x1", "the same cmid again in this batch"),
+        Outgoing(r2, c, "y2", "four"),
+    ]
+    results = await chat.send_batch(items)
+    sent = [r for r in results if isinstance(r, Sent)]
+    assert len(sent) == 6 and isinstance(results[4], NotMember)
+    one, two, three, retry, _, again, four = results
+    assert isinstance(one, Sent) and isinstance(two, Sent) and isinstance(three, Sent)
+    assert isinstance(retry, Sent) and isinstance(again, Sent) and isinstance(four, Sent)
+    # Offsets per room follow the batch order, after what was stored before.
+    assert [(s.message.room, s.message.offset) for s in (one, three)] == [(r1, 2), (r1, 3)]
+    assert [(s.message.room, s.message.offset) for s in (two, four)] == [(r2, 1), (r2, 2)]
+    assert one.created and two.created and three.created and four.created
+    assert not retry.created and retry.message.mid == earlier.message.mid and retry.frame == earlier.frame
+    assert not again.created and again.message.mid == one.message.mid
+    # PostgreSQL rebuilds exactly the published frames.
+    store = ChannelStore(db)
+    assert await store.range(f"room:{r1}", 0, 3) == [(1, earlier.frame), (2, one.frame), (3, three.frame)]
+    assert await store.range(f"room:{r2}", 0, 2) == [(1, two.frame), (2, four.frame)]
+
+
+async def test_an_item_with_bad_data_does_not_fail_the_others(db: asyncpg.Pool) -> None:
+    a, b = await make_user(db), await make_user(db)
+    room = await create_room(db, a, [b])
+    results = await ChatStore(db).send_batch([
+        Outgoing(room, a, "ok1", "fine"),
+        Outgoing(room, b, "bad", "PostgreSQL text cannot hold \x00"),
+        Outgoing(room, a, "ok2", "fine too"),
+    ])
+    assert isinstance(results[1], asyncpg.DataError)
+    assert [r.message.offset for r in results if isinstance(r, Sent)] == [1, 2]  # no hole
+
+
+async def test_two_writers_sharing_rooms_commit_in_order_without_deadlock(
+        db: asyncpg.Pool, redis: aioredis.Redis) -> None:
+    users = [await make_user(db) for _ in range(4)]
+    rooms = [await create_room(db, users[0], users[1:]) for _ in range(6)]
+    store = ChannelStore(db)
+    writers = [ChatWriter(ChatStore(db), RedisBroker(redis, f"w{n}-{uuid.uuid4().hex[:6]}"), store, max_items=16)
+               for n in range(2)]
+
+    async def sender(n: int) -> list[Sent]:
+        # Each sender walks the rooms in its own order, so batches of the two writers overlap in
+        # opposite lock orders; each sender waits for its ack before its next send.
+        user, writer = users[n], writers[n % 2]
+        order = rooms if n % 2 else rooms[::-1]
+        out = []
+        for i in range(30):
+            out.append(await writer.send(Outgoing(order[i % len(order)], user, f"{n}-{i}", f"{n}:{i}")))
+        return out
+
+    try:
+        per_sender = await asyncio.wait_for(asyncio.gather(*(sender(n) for n in range(4))), 30)
+    finally:
+        for w in writers:
+            await w.close()
+    for sent in per_sender:
+        by_room: dict[str, list[int]] = {}
+        for s in sent:
+            assert s.created
+            by_room.setdefault(s.message.room, []).append(s.message.offset)
+        assert all(offsets == sorted(offsets) for offsets in by_room.values())  # a sender's order holds
+    for room in rooms:
+        ch = f"room:{room}"
+        rows = await store.range(ch, 0, 1000)
+        assert [off for off, _ in rows] == list(range(1, 21))  # 120 sends over 6 rooms, no hole
+        # Redis holds the same events at the same offsets, appended in order (no gap left).
+        entries = await redis.xrange(keys.channel_stream(ch))
+        assert [(int(eid.split(b"-")[0]), f[b"p"]) for eid, f in entries] == rows
+
+
+async def test_writer_raises_not_member_for_that_sender_only(db: asyncpg.Pool, redis: aioredis.Redis) -> None:
+    a, b, outsider = [await make_user(db) for _ in range(3)]
+    room = await create_room(db, a, [b])
+    writer = ChatWriter(ChatStore(db), RedisBroker(redis, "w-solo"), ChannelStore(db))
+    try:
+        results = await asyncio.gather(writer.send(Outgoing(room, a, "1", "hi")),
+                                       writer.send(Outgoing(room, outsider, "2", "let me in")),
+                                       writer.send(Outgoing(room, b, "3", "hello")), return_exceptions=True)
+    finally:
+        await writer.close()
+    assert isinstance(results[1], NotMember)
+    assert [r.message.offset for r in results if isinstance(r, Sent)] == [1, 2]
