@@ -47,7 +47,7 @@ import websockets
 from loadtests.cluster import Cluster, SeededUser
 from loadtests.fanout import Member, connect, request
 from loadtests.report import emit
-from loadtests.uploads import TUS, close_chat, open_chat
+from loadtests.uploads import TUS, CpuMeter, close_chat, open_chat
 
 # Fixed reference ladder: kbps per short side, as a conventional one-size-fits-all ladder would use.
 FIXED_KBPS = {240: 400, 360: 800, 480: 1400, 540: 2000, 720: 2800, 1080: 5000, 1440: 9000, 2160: 16000}
@@ -341,11 +341,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with Cluster(hubs_wanted=1, workers_wanted=1) as cluster:
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
         await chat.run(None, args.warmup_seconds)  # unmeasured; the worker joins its consumer group meanwhile
+        meter = CpuMeter([h.ps() for h in cluster.hubs])
+        meter.start()
         idle = await chat.run(None, args.idle_seconds)
+        idle["cpu"] = meter.stop()
         uploaders = await cluster.seed_users(len(clips))
         inboxes = [await open_inbox(cluster, u) for u in uploaders]
         done = asyncio.Event()
         chat_task = asyncio.create_task(chat.run(done, 0))
+        meter.start()
         upgraded_data: list[dict[str, Any] | None] = []
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0)) as http:
@@ -377,10 +381,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     entry["good_enough_within_3s"] = ge is not None and ge <= 3.0
                     seen_up = inbox.seen.get((upload_id, "upgraded"))
                     upgraded_data.append(seen_up[1] if seen_up else None)
+                    if seen_up:
+                        entry["plan_reasons"] = seen_up[1].get("reasons")
                     per_clip.append(entry)
         finally:
             done.set()
             during = await chat_task
+            during["cpu"] = meter.stop()
             await close_chat(chat)
             for inbox in inboxes:
                 if inbox.member.ws is not None:

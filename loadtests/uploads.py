@@ -38,7 +38,7 @@ import msgpack
 import psutil
 import websockets
 
-from loadtests.cluster import Cluster, Hub, percentile
+from loadtests.cluster import Cluster, Hub, cpu_seconds, percentile
 from loadtests.fanout import Member, Tally, bounded_gather, connect, request
 from loadtests.report import emit
 from realtime.channels import create_room
@@ -276,6 +276,30 @@ async def close_chat(chat: Chat) -> None:
                 m.reader.cancel()
 
 
+class CpuMeter:
+    """CPU used by the hubs (percent of one core) and by the whole machine (percent of all cores)
+    between ``start()`` and ``stop()``."""
+
+    def __init__(self, procs: Sequence[psutil.Process]) -> None:
+        self.procs = list(procs)
+        self.hub_cpu, self.at, self.busy = 0.0, 0.0, 0.0
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return float(t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "softirq", 0.0)
+                     + getattr(t, "irq", 0.0))
+
+    def start(self) -> None:
+        self.hub_cpu, self.at, self.busy = cpu_seconds(self.procs), time.monotonic(), self._busy()
+
+    def stop(self) -> dict[str, float]:
+        wall = max(1e-6, time.monotonic() - self.at)
+        cores = psutil.cpu_count() or 1
+        return {"hubs_percent_of_one_core": round(100 * (cpu_seconds(self.procs) - self.hub_cpu) / wall, 1),
+                "machine_percent_of_all_cores": round(100 * (self._busy() - self.busy) / wall / cores, 1)}
+
+
 class RssSampler:
     """Max resident memory of each hub (with its children) sampled every ``every_s``."""
 
@@ -322,7 +346,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
         await chat.run(None, args.warmup_seconds)  # connection pools and caches warm up; not measured
         rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in cluster.hubs}
+        meter = CpuMeter([h.ps() for h in cluster.hubs])
+        meter.start()
         baseline = await chat.run(None, args.baseline_seconds)
+        baseline["cpu"] = meter.stop()
 
         uploaders = await cluster.seed_users(args.uploads)
         size = int(args.size_mb * MB)
@@ -333,6 +360,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
+        meter.start()
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             future = loop.run_in_executor(pool, upload_process, jobs)
             future.add_done_callback(lambda _: done.set())
@@ -344,6 +372,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results = [{"completed": False, "error": f"not finished in {args.timeout}s"}]
             wall = time.monotonic() - started
             during = await chat_task
+            during["cpu"] = meter.stop()
         rss_max = await sampler.stop()
         await close_chat(chat)
 
