@@ -18,7 +18,7 @@ from protocol import frames as F
 from protocol.errors import CloseCode, ProtocolError
 from protocol.session import ServerSession
 from realtime.limits import FloodGuard, TokenBucket
-from realtime.metrics import DISCONNECTS, DROPS, FRAMES_OUT, OUTBOX_BYTES, OUTBOX_FRAMES
+from realtime.metrics import DISCONNECTS, OUTBOX_BYTES, OUTBOX_FRAMES, drops, frames_out
 from realtime.outbox import Outbox, Verdict
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ class Connection:
             return True
         if verdict is Verdict.DROPPED:
             if not self.closing:
-                DROPS.labels("outbox_ephemeral").inc()
+                drops("outbox_ephemeral").inc()
         else:
-            DROPS.labels("slow_consumer").inc()
+            drops("slow_consumer").inc()
             self.hub.spawn(self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full", slow=True))
         return False
 
@@ -113,7 +113,7 @@ class Connection:
         except ProtocolError:
             return  # e.g. an answer after the socket closed
         if self.push(codec.encode(frame), frame.TYPE, ephemeral=isinstance(frame, F.TypingNotice)):
-            FRAMES_OUT.labels(frame.TYPE).inc()
+            frames_out(frame.TYPE).inc()
 
     def flush(self) -> None:
         """Write what is queued (the hub calls this once per loop tick for every connection that

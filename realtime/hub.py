@@ -44,12 +44,12 @@ from realtime.hubconfig import HubConfig
 from realtime.limits import TokenBucket, UserLimits
 from realtime.metrics import (
     CONNECTIONS,
-    DROPS,
     FANOUT_LAG,
-    FRAMES_IN,
-    FRAMES_OUT,
     GAP_FILLS,
     RECOVERIES,
+    drops,
+    frames_in,
+    frames_out,
 )
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
@@ -243,7 +243,7 @@ class Hub:
             return
         # The rate limit comes first: a flood of garbage must not buy decoding and error replies.
         if not conn.bucket.take(time.monotonic()):
-            DROPS.labels("rate_limited").inc()
+            drops("rate_limited").inc()
             if conn.flood.refuse():
                 await conn.close(CloseCode.FLOOD, "too many frames", reconnect=True, reconnect_after_ms=5000)
                 return
@@ -255,7 +255,7 @@ class Hub:
         except ProtocolError as exc:
             await self._fail(conn, exc)
             return
-        FRAMES_IN.labels(frame.TYPE).inc()
+        frames_in(frame.TYPE).inc()
         handler = self._handlers.get(type(frame))
         if handler is None:
             return
@@ -348,7 +348,7 @@ class Hub:
                     continue
                 queued += sub.conn.push(routed.payload, routed.kind, ephemeral=True)
             if queued:
-                FRAMES_OUT.labels(routed.kind).inc(queued)
+                frames_out(routed.kind).inc(queued)
             return
         if not lc.ready:
             lc.early.append(routed)
@@ -407,7 +407,7 @@ class Hub:
                 sub.offset = offset
                 queued += sub.conn.push(data, kind)
         if queued:
-            FRAMES_OUT.labels(kind).inc(queued)
+            frames_out(kind).inc(queued)
 
     async def read_range(self, channel: str, after: int, upto: int) -> list[tuple[int, bytes]]:
         """Stored events ``after < offset <= upto``: from Redis when it holds them all, else from
@@ -443,7 +443,7 @@ class Hub:
 
     async def _user_allowed(self, conn: Connection, request_id: int) -> None:
         if not await self.user_limits.hit(conn.user, "write", self.config.user_rate, 10):
-            DROPS.labels("user_rate_limited").inc()
+            drops("user_rate_limited").inc()
             raise ProtocolError("too many writes, slow down", ErrorCode.RATE_LIMITED, request_id)
 
     # -- handlers ----------------------------------------------------------------------------------------------
@@ -559,7 +559,7 @@ class Hub:
                 keys.typing_throttle(frame.ch, conn.user), self.node_id, nx=True,
                 px=int(self.config.typing_throttle_s * 1000),
             ):
-                DROPS.labels("typing_throttled").inc()
+                drops("typing_throttled").inc()
                 return
         elif not self.typing.stop(frame.ch, conn.user):
             return

@@ -8,10 +8,12 @@ sockets on ten nodes still gets one budget.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from realtime import keys
+from realtime.batcher import GroupCommit
 
 
 class TokenBucket:
@@ -59,13 +61,24 @@ class UserLimits:
 
     A node leases ``lease`` units at a time from the shared counter (one ``INCRBY``) and spends
     them locally, so most writes cost no Redis round trip. The limit holds across nodes to within
-    the units leased but unspent (at most ``lease - 1`` per node and user)."""
+    the units leased but unspent (at most ``lease - 1`` per node and user). Leases wanted at the
+    same moment by different users are taken in one pipeline (a ``GroupCommit``)."""
 
     def __init__(self, redis: aioredis.Redis, lease: int = 5) -> None:
         self.redis = redis
         self.lease = max(1, lease)
         self._window: dict[int, int] = {}  # window_s -> current window index
         self._left: dict[tuple[str, str, int], int] = {}  # (user, name, window_s) -> units leased
+        self._leases: GroupCommit[tuple[str, int, int], int] = GroupCommit("limits", self._lease_many)
+
+    async def _lease_many(self, wanted: Sequence[tuple[str, int, int]]) -> list[int | BaseException]:
+        """``INCRBY key take`` (+ ``EXPIRE``) for each ``(key, take, ttl)``, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, take, ttl in wanted:
+                pipe.incrby(key, take)
+                pipe.expire(key, ttl)
+            replies = await pipe.execute()
+        return [int(replies[2 * i]) for i in range(len(wanted))]
 
     async def hit(self, user: str, name: str, limit: int, window_s: int, *, now: float | None = None) -> bool:
         """Count one ``name`` action of ``user``; False when over ``limit`` in the current window."""
@@ -81,10 +94,7 @@ class UserLimits:
             return True
         key = keys.user_limit(user, name, window)
         take = min(self.lease, limit)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incrby(key, take)
-            pipe.expire(key, window_s + 1)
-            total, _ = await pipe.execute()
+        total = await self._leases.submit((key, take, window_s + 1))
         granted = min(take, limit - (int(total) - take))
         if granted <= 0:
             return False

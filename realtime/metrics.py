@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+
+def bound(metric: Any) -> Callable[[str], Any]:
+    """``metric.labels(value)`` with the child kept: the hot paths (one call per delivery batch or
+    received frame) skip prometheus_client's label lookup and lock. For small, fixed label sets."""
+    children: dict[str, Any] = {}
+
+    def child(value: str) -> Any:
+        found = children.get(value)
+        if found is None:
+            found = children[value] = metric.labels(value)
+        return found
+
+    return child
 
 CONNECTIONS = Gauge("amaro_hub_connections", "Open authenticated sockets on this node")
 FRAMES_IN = Counter("amaro_hub_frames_in_total", "Frames received from clients", ["type"])
@@ -31,3 +48,7 @@ BATCH_ITEMS = Histogram(
     "amaro_hub_batch_items", "Items per group-commit batch (one PostgreSQL transaction)", ["writer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+
+frames_in = bound(FRAMES_IN)
+frames_out = bound(FRAMES_OUT)
+drops = bound(DROPS)
