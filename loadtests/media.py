@@ -47,7 +47,7 @@ import websockets
 from loadtests.cluster import Cluster, SeededUser
 from loadtests.fanout import Member, connect, request
 from loadtests.report import emit
-from loadtests.uploads import TUS, CpuMeter, close_chat, open_chat
+from loadtests.uploads import TUS, CpuMeter, close_chat, node_env, open_chat
 
 # Fixed reference ladder: kbps per short side, as a conventional one-size-fits-all ladder would use.
 FIXED_KBPS = {240: 400, 360: 800, 480: 1400, 540: 2000, 720: 2800, 1080: 5000, 1440: 9000, 2160: 16000}
@@ -338,7 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "media", "quick": args.quick, "clip_dir": str(clip_dir),
                               "clip_generation_seconds": round(clip_seconds, 1)}
     per_clip: list[dict[str, Any]] = []
-    async with Cluster(hubs_wanted=1, workers_wanted=1) as cluster:
+    async with Cluster(hubs_wanted=1, workers_wanted=1, extra_env=node_env(args.node_env)) as cluster:
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
         await chat.run(None, args.warmup_seconds)  # unmeasured; the worker joins its consumer group meanwhile
         meter = CpuMeter([h.ps() for h in cluster.hubs])
@@ -439,6 +439,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vmaf-subsample", type=int, default=8, help="libvmaf n_subsample (every n-th frame)")
     parser.add_argument("--score-frames", type=int, default=300,
                         help="bitrate and VMAF over the first N frames of each clip (10 s at 30 fps, 5 s at 60)")
+    parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the hub and worker processes (repeatable)")
     parser.add_argument("--skip-vmaf", action="store_true", help="timings only: no VMAF, no fixed ladder")
 
 

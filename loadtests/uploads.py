@@ -342,7 +342,7 @@ class RssSampler:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Each upload belongs to its own user: the per-user concurrent upload limit is not what is measured.
-    async with Cluster(hubs_wanted=args.hubs) as cluster:
+    async with Cluster(hubs_wanted=args.hubs, extra_env=node_env(args.node_env)) as cluster:
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
         await chat.run(None, args.warmup_seconds)  # connection pools and caches warm up; not measured
         rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in cluster.hubs}
@@ -386,7 +386,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "uploads",
         "headline": {"chat_p99_ratio_with_over_without": ratio, "target": 1.5,
                      "target_met": ratio is not None and ratio < 1.5},
-        "config": {"hubs": args.hubs, "uploads": args.uploads, "size_mb": args.size_mb, "mbps_per_client": args.mbps,
+        "config": {"node_env": node_env(args.node_env),
+                   "hubs": args.hubs, "uploads": args.uploads, "size_mb": args.size_mb, "mbps_per_client": args.mbps,
                    "patch_mb": args.patch_mb, "chat_users": args.chat_users, "chat_rate": args.chat_rate},
         "uploads": {
             "completed": completed, "all_completed": completed == args.uploads == len(results),
@@ -402,6 +403,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def node_env(pairs: Sequence[str]) -> dict[str, str]:
+    """``--node-env KEY=VALUE`` options as the extra environment of every hub and worker."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--node-env wants KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hubs", type=int, default=2, choices=(1, 2))
     parser.add_argument("--uploads", type=int, default=4, help="concurrent uploads, one user each")
@@ -412,6 +424,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat-rate", type=float, default=50.0, help="chat messages per second in total")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured chat before the baseline")
     parser.add_argument("--baseline-seconds", type=float, default=20.0, help="chat-only phase before the uploads")
+    parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the hub processes (repeatable), e.g. a diagnosis knob")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on the uploads after this long")
 
 
