@@ -95,12 +95,17 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
         self.log.info("worker_started", concurrency=self.settings.concurrency)
+        # The loops watch ``halt``, set on stop *and* when ``run`` itself is cancelled: a loop whose
+        # cancellation was swallowed (redis-py can turn a cancel that races its own read timeout
+        # into a TimeoutError, which _supervise survives) still ends instead of hanging the gather.
+        halt = asyncio.Event()
         loops = [
-            asyncio.create_task(self._supervise(loop, stop), name=f"nara-{loop.__name__.strip('_')}")
+            asyncio.create_task(self._supervise(loop, halt), name=f"nara-{loop.__name__.strip('_')}")
             for loop in (self._reader, self._reclaimer, self._heartbeat, self._gauges)
         ]
         try:
             await stop.wait()
+            halt.set()
             for task in loops:
                 task.cancel()
             if self.in_flight:
@@ -108,6 +113,7 @@ class Worker:
                 # another worker reclaims it.
                 await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.shutdown_grace_s)
         finally:
+            halt.set()
             for task in [*loops, *self.in_flight.values()]:
                 task.cancel()
             await asyncio.gather(*loops, *self.in_flight.values(), return_exceptions=True)
