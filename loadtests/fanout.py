@@ -43,6 +43,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import msgpack
 import psutil
 import websockets
@@ -451,6 +452,35 @@ async def _recv(pipe: Connection, timeout_s: float) -> Any:
     return await asyncio.to_thread(wait)
 
 
+async def _hub_metrics(hubs: list[Hub]) -> dict[str, Any]:
+    """Means over the run from the hubs' /metrics: chat sends per group commit, and the Redis and
+    fan-out times the hubs observed (cumulative since start: setup traffic is included)."""
+    sums: dict[str, float] = defaultdict(float)
+    wanted = {
+        'amaro_hub_batch_items_sum{writer="chat"}': "batch_sum",
+        'amaro_hub_batch_items_count{writer="chat"}': "batches",
+        'amaro_hub_redis_seconds_sum{op="publish_many"}': "pm_sum",
+        'amaro_hub_redis_seconds_count{op="publish_many"}': "pm",
+        "amaro_hub_fanout_lag_seconds_sum": "lag_sum", "amaro_hub_fanout_lag_seconds_count": "lag",
+    }
+    async with httpx.AsyncClient() as http:
+        for hub in hubs:
+            try:
+                text = (await http.get(f"{hub.http_url}/metrics", timeout=5)).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                name, _, value = line.rpartition(" ")
+                if name in wanted:
+                    sums[wanted[name]] += float(value)
+
+    def mean(total: str, count: str, scale: float = 1.0) -> float | None:
+        return round(sums[total] / sums[count] * scale, 2) if sums.get(count) else None
+
+    return {"chat_sends_per_commit": mean("batch_sum", "batches"),
+            "publish_many_ms": mean("pm_sum", "pm", 1000), "fanout_lag_ms": mean("lag_sum", "lag", 1000)}
+
+
 async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     hubs = cluster.hubs
     shared_members = (args.subscribers // 5 // args.room_size) * args.room_size
@@ -519,6 +549,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
             if child.is_alive():
                 child.kill()
             pipe.close()
+    hub_metrics = await _hub_metrics(hubs)
     published = sum(r["published"] for r in results)
     delivered = sum(r["delivered"] for r in results)
     publish_seconds = max(r["publish_seconds"] for r in results)
@@ -544,6 +575,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         "hub_cpu_percent": round(100 * cpu_used / elapsed, 1) if elapsed else None,
         "hub_idle_cpu_percent": round(100 * idle_cpu_per_s, 1),
         "generator_cpu_percent": round(100 * gen_used / elapsed, 1) if elapsed else None,
+        "hub_metrics": hub_metrics,
         "lost": sum(r["lost"] for r in results),
         "duplicated": sum(r["duplicated"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:5],

@@ -10,6 +10,11 @@ in the order they were formed, and each caller's items keep their submission ord
 
 ``flush`` returns one result per item, in order: a value, or an exception for that item alone.
 If ``flush`` raises, every item of the batch fails with that exception (nothing was stored).
+
+An optional second stage, ``after`` (publishing what a batch stored), runs before the batch's
+callers get their results, strictly in batch order, and overlaps the next batch's ``flush``: the
+database writes batch N+1 while Redis takes batch N. At most one ``after`` runs beside a ``flush``.
+An ``after`` that raises is logged; the results stand (what ``flush`` stored is stored).
 """
 
 from __future__ import annotations
@@ -28,15 +33,18 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+After = Callable[[Sequence[R | BaseException]], Awaitable[None]]
 
 
 class GroupCommit(Generic[T, R]):
-    __slots__ = ("_flush", "_items", "_metric", "_pending", "_task", "max_items", "name")
+    __slots__ = ("_after", "_finishing", "_flush", "_metric", "_pending", "_task", "max_items", "name")
 
-    def __init__(self, name: str, flush: Flush[T, R], *, max_items: int = 256) -> None:
+    def __init__(self, name: str, flush: Flush[T, R], *, max_items: int = 256, after: After[R] | None = None) -> None:
         self.name = name
         self.max_items = max(1, max_items)
         self._flush = flush
+        self._after = after
+        self._finishing: asyncio.Task[None] | None = None
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self._metric = BATCH_ITEMS.labels(name)
@@ -72,13 +80,14 @@ class GroupCommit(Generic[T, R]):
                     raise
                 except BaseException as exc:
                     results = [exc] * len(batch)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                futures = [future for _, future in batch]
+                if self._after is None:
+                    _resolve(futures, results)
+                    continue
+                previous = self._finishing
+                self._finishing = asyncio.create_task(self._finish(previous, futures, results))
+                if previous is not None:  # at most one ``after`` beside the next ``flush``
+                    await asyncio.shield(previous)
         finally:
             self._task = None
             if self._pending:  # cancelled with items left: they fail rather than hang
@@ -87,8 +96,32 @@ class GroupCommit(Generic[T, R]):
                     if not future.done():
                         future.cancel()
 
+    async def _finish(self, previous: asyncio.Task[None] | None, futures: list[asyncio.Future[R]],
+                      results: Sequence[R | BaseException]) -> None:
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)  # batch order
+            assert self._after is not None
+            await self._after(results)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("group_commit_after_failed", writer=self.name, error=type(exc).__name__)
+        finally:
+            _resolve(futures, results)
+
     async def close(self) -> None:
-        task = self._task
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for task in (self._task, self._finishing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def _resolve(futures: Sequence[asyncio.Future[R]], results: Sequence[R | BaseException]) -> None:
+    for future, result in zip(futures, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -3,7 +3,8 @@
 A batch is one PostgreSQL transaction (``ChatStore.send_batch``: one round trip), then one
 pipelined Redis round trip appending every new message to its channel stream and one routing them
 to the nodes that care (``RedisBroker.publish_many``); only then does each sender get its result
-(the hub sends the ack). Acknowledged therefore still means committed in PostgreSQL.
+(the hub sends the ack). Acknowledged therefore still means committed in PostgreSQL. The publish
+of batch N overlaps the transaction of batch N+1; publishes go out in batch order.
 
 The writer keeps one pooled connection while batches keep coming (a pool release costs a reset
 round trip), and gives it back after a second without sends.
@@ -33,7 +34,8 @@ class ChatWriter:
         self.chat = chat
         self.broker = broker
         self.store = store
-        self.batcher: GroupCommit[Outgoing, Sent] = GroupCommit("chat", self._flush, max_items=max_items)
+        self.batcher: GroupCommit[Outgoing, Sent] = GroupCommit("chat", self._flush, max_items=max_items,
+                                                                after=self._publish)
         self._conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
         self._release: asyncio.TimerHandle | None = None
 
@@ -55,6 +57,10 @@ class ChatWriter:
         finally:
             if self._conn is not None:
                 self._release = asyncio.get_running_loop().call_later(LINGER_S, self._linger_over)
+        return results
+
+    async def _publish(self, results: Sequence[Sent | BaseException]) -> None:
+        """The second stage, in batch order, overlapping the next batch's transaction."""
         events = [Publication(r.message.ch, r.message.epoch, r.message.offset, r.frame, ChatMessage.TYPE)
                   for r in results if isinstance(r, Sent) and r.created]
         if events:
@@ -62,7 +68,6 @@ class ChatWriter:
                 await self.broker.publish_many(events, self.store.range)
             except Exception as exc:  # durable already; the next publish or a resume fills it in
                 log.warning("publish_deferred", events=len(events), error=type(exc).__name__)
-        return results
 
     def _linger_over(self) -> None:
         self._release = None

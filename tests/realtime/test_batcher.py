@@ -158,3 +158,30 @@ async def test_writer_raises_not_member_for_that_sender_only(db: asyncpg.Pool, r
         await writer.close()
     assert isinstance(results[1], NotMember)
     assert [r.message.offset for r in results if isinstance(r, Sent)] == [1, 2]
+
+
+async def test_the_after_stage_runs_in_batch_order_before_results_and_overlaps_the_next_flush() -> None:
+    events: list[str] = []
+    hold_first_after = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        events.append(f"flush {list(items)}")
+        return list(items)
+
+    async def after(results: Sequence[int | BaseException]) -> None:
+        events.append(f"after {list(results)} start")
+        if results == [0]:
+            await hold_first_after.wait()
+        events.append(f"after {list(results)} end")
+
+    batcher: GroupCommit[int, int] = GroupCommit("test", flush, after=after)
+    first = asyncio.create_task(batcher.submit(0))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(0.01)
+    # Batch 1 was written while batch 0 was still publishing; nobody has a result yet.
+    assert events == ["flush [0]", "after [0] start", "flush [1]"]
+    assert not first.done() and not second.done()
+    hold_first_after.set()
+    assert await asyncio.gather(first, second) == [0, 1]
+    assert events[3:] == ["after [0] end", "after [1] start", "after [1] end"]
