@@ -110,6 +110,7 @@ async def serve_worker(settings: Settings) -> int:
     media store, outputs stored back, events to the uploader through the hubs' fan-out."""
     from media.app import close_media, open_media
     from media.originals import NaraStore
+    from nara.catalog import PgCatalog
     from nara.settings import NaraSettings
     from nara.worker import run_worker
     from realtime.events import EventSink
@@ -129,7 +130,8 @@ async def serve_worker(settings: Settings) -> int:
         media = await open_media(services, events=sink)
         try:
             log.info("worker_starting", node=settings.node_id, concurrency=nara_settings.concurrency)
-            await run_worker(nara_settings, services.redis, NaraStore(media.store, media.keyring), sink, stop)
+            await run_worker(nara_settings, services.redis, NaraStore(media.store, media.keyring), sink, stop,
+                             catalog=PgCatalog(services.db))
         finally:
             await close_media(media)
     finally:
