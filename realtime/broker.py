@@ -21,6 +21,7 @@ channel's events in offset order, without holes or duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ REDIS_OP_PUBLISH_MANY = REDIS_OP.labels("publish_many")
 REDIS_OP_ROUTE = REDIS_OP.labels("route")
 
 APPENDED, DUPLICATE, GAP = 0, 1, 2
+BULK_TIMEOUT_S = 10.0  # bound of one pipeline or inbox read on the ``bulk`` client
 
 #: Loads stored events of a channel with ``after < offset <= upto`` from the source of truth, in
 #: order, as ``(offset, encoded frame)``.
@@ -90,8 +92,13 @@ def _now_ms() -> int:
 class RedisBroker:
     """The Redis Streams broker of one node (``node_id``); publish-only users pass any id."""
 
-    def __init__(self, redis: aioredis.Redis, node_id: str, config: BrokerConfig | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, node_id: str, config: BrokerConfig | None = None, *,
+                 bulk: aioredis.Redis | None = None) -> None:
         self.redis = redis
+        #: For pipelines and the inbox read: a client without a per-reply socket timeout (redis-py
+        #: arms a timer for every reply of a pipeline, a tenth of the hub's CPU); each call is
+        #: bounded by one ``asyncio.timeout`` instead (a cancelled read drops its connection).
+        self.bulk = bulk or redis
         self.node_id = node_id
         self.config = config or BrokerConfig()
         self.scripts = Scripts.register(redis)
@@ -131,7 +138,7 @@ class RedisBroker:
         cfg, now = self.config, _now_ms()
         sha = self.scripts.publish.sha
         started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
             for ev in events:
                 ch = ev.channel
                 pipe.evalsha(sha, 3, keys.channel_meta(ch), keys.channel_stream(ch), keys.channel_nodes(ch),
@@ -147,7 +154,7 @@ class RedisBroker:
                 routes.append((ev, reply[2]))
         if any(nodes for _, nodes in routes):
             started = time.perf_counter()
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
                 for ev, nodes in routes:
                     fields: dict[Any, Any] = {"c": ev.channel, "o": ev.offset, "k": ev.kind, "ts": now, "p": ev.payload}
                     for node in nodes:
@@ -180,7 +187,7 @@ class RedisBroker:
             "c": channel, "o": offset, "k": kind, "ts": _now_ms(), "p": payload,
         }
         started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
             for node in nodes:
                 pipe.xadd(keys.node_inbox(node), fields, maxlen=self.config.inbox_size, approximate=True)
             await pipe.execute()
@@ -209,7 +216,7 @@ class RedisBroker:
         expiry = _now_ms() + int(self.config.interest_ttl_s * 1000)
         ttl = int(self.config.interest_ttl_s * 2) + 1
         started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
             for ch in channels:
                 pipe.zadd(keys.channel_nodes(ch), {self.node_id: expiry})
                 pipe.expire(keys.channel_nodes(ch), ttl)
@@ -220,7 +227,7 @@ class RedisBroker:
     async def tops(self, channels: Sequence[str]) -> list[int | None]:
         """The top offset of each channel's stream (None: no stream), in one pipeline."""
         started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
             for ch in channels:
                 pipe.hget(keys.channel_meta(ch), "top")
             raw: list[Any] = await pipe.execute()
@@ -251,7 +258,8 @@ class RedisBroker:
             # Resolve "$" once so that nothing routed between two reads is skipped.
             info: Any = await self.redis.xrevrange(self._inbox, count=1)
             last_id = info[0][0].decode() if info else "0-0"
-        reply: Any = await self.redis.xread({self._inbox: last_id}, count=count, block=block_ms)
+        async with asyncio.timeout(block_ms / 1000 + BULK_TIMEOUT_S):
+            reply: Any = await self.bulk.xread({self._inbox: last_id}, count=count, block=block_ms)
         out: list[Routed] = []
         for _stream, entries in reply or ():
             for eid, f in entries:

@@ -14,8 +14,10 @@ Tasks the node owns (all cancelled by ``stop``):
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -38,6 +40,16 @@ from realtime.ws import serve_socket
 log = structlog.get_logger(__name__)
 
 
+def bulk_redis(url: str, max_connections: int = 8) -> aioredis.Redis:
+    """A client without a per-reply socket timeout, for the broker's pipelines and inbox reads,
+    which bound each call with one ``asyncio.timeout`` instead."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, decode_responses=False,
+        socket_connect_timeout=5, socket_timeout=None, health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 class HubNode:
     def __init__(self, settings: Settings, services: Services, signer: TokenSigner,
                  config: HubConfig | None = None) -> None:
@@ -48,7 +60,9 @@ class HubNode:
         # The hub's own Redis pool, blocking when exhausted: a burst of connects or publishes waits
         # for a connection instead of failing with MaxConnectionsError (redis-py's default pool).
         self.redis = open_redis(settings.redis_url, max_connections=self.config.redis_connections)
-        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker)
+        # Pipelines and the inbox read: no per-reply timer, one ``asyncio.timeout`` per call (broker.py).
+        self.bulk_redis = bulk_redis(settings.redis_url)
+        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker, bulk=self.bulk_redis)
         self.presence = Presence(self.redis, self.config.presence, self.broker.scripts)
         self.store = ChannelStore(services.db)
         self.hub = Hub(
@@ -60,6 +74,7 @@ class HubNode:
         #: Durable media/feed events for other components of this process (uploads, feed).
         self.events = EventSink(self.store, self.broker)
         self._tasks: list[asyncio.Task[None]] = []
+        self._interest_refreshed = 0.0
 
     @property
     def draining(self) -> bool:
@@ -101,6 +116,7 @@ class HubNode:
             conn.stop_writer()
         await self.hub.cancel_tasks()
         await self.redis.aclose(close_connection_pool=True)
+        await self.bulk_redis.aclose(close_connection_pool=True)
 
     # -- tasks ------------------------------------------------------------------------------------------
 
@@ -129,7 +145,12 @@ class HubNode:
 
     async def _heartbeat(self) -> None:
         hub = self.hub
-        await self.broker.refresh([lc.name for lc in hub.index])
+        # Channel registrations live ``interest_ttl_s`` (15 s): refreshing them every third of that
+        # is enough (new channels register when subscribed), and halves the heartbeat's Redis work.
+        now = time.monotonic()
+        if now - self._interest_refreshed >= self.config.broker.interest_ttl_s / 3:
+            self._interest_refreshed = now
+            await self.broker.refresh([lc.name for lc in hub.index])
         entries = [(ch, c.user, c.id) for c in list(hub.connections.values()) for ch in c.presence_channels]
         for ch, user in await self.presence.refresh(entries):
             hub.broadcast_soon(ch, PresenceJoin(ch=ch, user=user))
