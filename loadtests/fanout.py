@@ -483,7 +483,7 @@ async def _hub_metrics(hubs: list[Hub]) -> dict[str, Any]:
 
 async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     hubs = cluster.hubs
-    shared_members = (args.subscribers // 5 // args.room_size) * args.room_size
+    shared_members = int(args.subscribers * (1 - args.private_fraction)) // args.room_size * args.room_size
     private_members = args.subscribers - shared_members
     private_members -= private_members % 2
     users = await cluster.seed_users(private_members + shared_members)
@@ -517,7 +517,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
     workers: list[tuple[BaseProcess, Connection]] = []
     for n, part in enumerate(parts):
         ours, theirs = ctx.Pipe()
-        spec = WorkerSpec(part, args.rate / procs, args.seconds, 0.2, seed=n)
+        spec = WorkerSpec(part, args.rate / procs, args.seconds, 1 - args.private_fraction, seed=n)
         proc = ctx.Process(target=_worker_entry, args=(spec, theirs), name=f"fanout-gen-{n}", daemon=True)
         proc.start()
         workers.append((proc, ours))
@@ -536,6 +536,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         print(f"fanout: publishing at {args.rate}/s for {args.seconds}s from {procs} processes",
               file=sys.stderr, flush=True)
         cpu_before, gen_before = cpu_seconds(hub_procs), cpu_seconds(gen_procs)
+        sys_before = sum(p.cpu_times().system for p in hub_procs)
         started = time.monotonic()
         start_at = time.time() + 0.2
         for _, pipe in workers:
@@ -543,6 +544,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         results = await asyncio.gather(*(_recv(pipe, args.seconds + 120) for _, pipe in workers))
         elapsed = time.monotonic() - started - 0.2
         cpu_used, gen_used = cpu_seconds(hub_procs) - cpu_before, cpu_seconds(gen_procs) - gen_before
+        sys_used = sum(p.cpu_times().system for p in hub_procs) - sys_before
     finally:
         for child, pipe in workers:
             child.join(10)
@@ -573,6 +575,8 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         "hub_cpu_us_per_delivery": round(cpu_used * 1e6 / delivered, 2) if delivered else None,
         "hub_cpu_us_per_delivery_net_of_idle": round(net_cpu * 1e6 / delivered, 2) if delivered else None,
         "hub_cpu_percent": round(100 * cpu_used / elapsed, 1) if elapsed else None,
+        # Kernel time: socket writes, and on loopback the receiving side's TCP work too.
+        "hub_cpu_system_share": round(sys_used / cpu_used, 2) if cpu_used else None,
         "hub_idle_cpu_percent": round(100 * idle_cpu_per_s, 1),
         "generator_cpu_percent": round(100 * gen_used / elapsed, 1) if elapsed else None,
         "hub_metrics": hub_metrics,
@@ -634,6 +638,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="chat messages published per second in total")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--idle", type=int, default=10000, help="idle sockets for the memory figure (0: skip)")
+    parser.add_argument("--private-fraction", type=float, default=0.8,
+                        help="share of sockets in 2-member rooms (and of sends going there); 0: broadcast only")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes (whole rooms each)")
     parser.add_argument("--idle-window", type=float, default=2.0,
                         help="seconds of hub CPU measured with every socket open and nothing sent")
