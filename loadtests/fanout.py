@@ -452,6 +452,29 @@ async def _recv(pipe: Connection, timeout_s: float) -> Any:
     return await asyncio.to_thread(wait)
 
 
+def _service_cpu(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds so far of this cluster's Redis server and of the PostgreSQL backends serving
+    its database, by pid (found by the socket path and database name on their command lines)."""
+    redis_mark = urlsplit(cluster.redis_url).path or urlsplit(cluster.redis_url).netloc
+    db_mark = urlsplit(cluster.database_url).path.strip("/")
+    out: dict[str, float] = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or ())
+            kind = "redis" if "redis-server" in cmd and redis_mark in cmd else (
+                "postgres" if cmd.startswith("postgres:") and db_mark in cmd else "")
+            if kind:
+                times = proc.cpu_times()
+                out[f"{kind}:{proc.pid}"] = times.user + times.system
+        except (psutil.Error, TypeError):
+            continue
+    return out
+
+
+def _service_delta(before: dict[str, float], after: dict[str, float], kind: str) -> float:
+    return sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith(kind))
+
+
 async def _hub_metrics(hubs: list[Hub]) -> dict[str, Any]:
     """Means over the run from the hubs' /metrics: chat sends per group commit, and the Redis and
     fan-out times the hubs observed (cumulative since start: setup traffic is included)."""
@@ -483,7 +506,7 @@ async def _hub_metrics(hubs: list[Hub]) -> dict[str, Any]:
 
 async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     hubs = cluster.hubs
-    shared_members = int(args.subscribers * (1 - args.private_fraction)) // args.room_size * args.room_size
+    shared_members = round(args.subscribers * (1 - args.private_fraction)) // args.room_size * args.room_size
     private_members = args.subscribers - shared_members
     private_members -= private_members % 2
     users = await cluster.seed_users(private_members + shared_members)
@@ -537,6 +560,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
               file=sys.stderr, flush=True)
         cpu_before, gen_before = cpu_seconds(hub_procs), cpu_seconds(gen_procs)
         sys_before = sum(p.cpu_times().system for p in hub_procs)
+        box_before, services_before = psutil.cpu_times(), _service_cpu(cluster)
         started = time.monotonic()
         start_at = time.time() + 0.2
         for _, pipe in workers:
@@ -545,6 +569,9 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         elapsed = time.monotonic() - started - 0.2
         cpu_used, gen_used = cpu_seconds(hub_procs) - cpu_before, cpu_seconds(gen_procs) - gen_before
         sys_used = sum(p.cpu_times().system for p in hub_procs) - sys_before
+        box_after, services_after = psutil.cpu_times(), _service_cpu(cluster)
+        box_busy = ((box_after.user + box_after.system + box_after.nice + box_after.irq + box_after.softirq)
+                    - (box_before.user + box_before.system + box_before.nice + box_before.irq + box_before.softirq))
     finally:
         for child, pipe in workers:
             child.join(10)
@@ -579,6 +606,12 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         "hub_cpu_system_share": round(sys_used / cpu_used, 2) if cpu_used else None,
         "hub_idle_cpu_percent": round(100 * idle_cpu_per_s, 1),
         "generator_cpu_percent": round(100 * gen_used / elapsed, 1) if elapsed else None,
+        "redis_cpu_percent": round(100 * _service_delta(services_before, services_after, "redis") / elapsed, 1),
+        "postgres_backends_cpu_percent": round(
+            100 * _service_delta(services_before, services_after, "postgres") / elapsed, 1),
+        # Every process on the box (2 cores = 200%), including anything else running on it.
+        "box_cpu_percent": round(100 * box_busy / elapsed, 1) if elapsed else None,
+        "cores": psutil.cpu_count(),
         "hub_metrics": hub_metrics,
         "lost": sum(r["lost"] for r in results),
         "duplicated": sum(r["duplicated"] for r in results),
