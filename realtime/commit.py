@@ -30,12 +30,13 @@ LINGER_S = 1.0  # an idle writer gives its connection back after this long
 
 
 class ChatWriter:
-    def __init__(self, chat: ChatStore, broker: RedisBroker, store: ChannelStore, *, max_items: int = 256) -> None:
+    def __init__(self, chat: ChatStore, broker: RedisBroker, store: ChannelStore, *, max_items: int = 256,
+                 window_s: float = 0.0) -> None:
         self.chat = chat
         self.broker = broker
         self.store = store
         self.batcher: GroupCommit[Outgoing, Sent] = GroupCommit("chat", self._flush, max_items=max_items,
-                                                                after=self._publish)
+                                                                after=self._publish, window_s=window_s)
         self._conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
         self._release: asyncio.TimerHandle | None = None
 

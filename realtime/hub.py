@@ -135,7 +135,8 @@ class Hub:
         self.max_frame = max_frame
         self.ping_interval_ms = ping_interval_ms
         self.user_limits = UserLimits(redis)
-        self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items)
+        self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items,
+                                      window_s=config.batch_window_ms / 1000)
         self.index = ChannelIndex(config.shards)
         self.connections: dict[str, Connection] = {}
         self.typing = TypingState(config.typing_throttle_s, config.typing_expire_s)

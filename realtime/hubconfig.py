@@ -30,6 +30,7 @@ class HubConfig:
     redis_connections: int = 64  # the hub's own Redis pool (waits when all are busy)
     reconcile_s: float = 5.0  # position check period
     batch_items: int = 256  # most durable writes per group-commit transaction
+    batch_window_ms: float = 1.0  # a busy writer's wait to gather a batch after a pause (idle: none)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
 
@@ -45,6 +46,7 @@ class HubConfig:
             max_recover=env_int(e, "AMARO_HUB_MAX_RECOVER", 1000, minimum=0),
             reconcile_s=env_float(e, "AMARO_HUB_RECONCILE", 5.0, minimum=0.5),
             batch_items=env_int(e, "AMARO_HUB_BATCH_ITEMS", 256, minimum=1),
+            batch_window_ms=env_float(e, "AMARO_HUB_BATCH_WINDOW_MS", 1.0, minimum=0.0),
             redis_connections=env_int(e, "AMARO_HUB_REDIS_CONNECTIONS", 64, minimum=4),
             reaction_window_ms=env_int(e, "AMARO_HUB_REACTION_WINDOW_MS", 150, minimum=10),
             broker=BrokerConfig(history_size=env_int(e, "AMARO_HUB_HISTORY_SIZE", 1000, minimum=10)),

@@ -185,3 +185,24 @@ async def test_the_after_stage_runs_in_batch_order_before_results_and_overlaps_t
     hold_first_after.set()
     assert await asyncio.gather(first, second) == [0, 1]
     assert events[3:] == ["after [0] end", "after [1] start", "after [1] end"]
+
+
+async def test_a_busy_batcher_waits_its_window_an_idle_one_does_not() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(items))
+        return list(items)
+
+    batcher: GroupCommit[int, int] = GroupCommit("test", flush, window_s=0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await batcher.submit(1) == 1
+    assert loop.time() - started < 0.04  # idle: flushed at once
+    # Busy now (a batch was just formed): the next send waits the window, and a send arriving
+    # within it joins the same batch.
+    first = asyncio.create_task(batcher.submit(2))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(batcher.submit(3))
+    assert await asyncio.gather(first, second) == [2, 3]
+    assert batches == [[1], [2, 3]]
