@@ -71,7 +71,8 @@ class Outbox:
 
     def take(self) -> list[bytes]:
         """Everything queued, oldest first; the outbox is empty after."""
-        out = [frame for frame, _ in self._queue]
+        queue = self._queue
+        out = [queue[0][0]] if len(queue) == 1 else [frame for frame, _ in queue]
         self._queue = []
         self.bytes = 0
         self._ephemeral = 0

@@ -68,6 +68,12 @@ class SocketTransport:
         # Server frames are unmasked, so framing is a 2-10 byte header: built here directly rather
         # than through the protocol object (a third of the per-delivery cost), and valid whether
         # or not compression was negotiated (a message may always go uncompressed).
+        if len(frames) == 1:  # the common case of a broadcast: one frame this tick, one concatenation
+            data = frames[0]
+            n = len(data)
+            proto.transport.write((bytes((0x82, n)) if n < 126 else _HEAD16.pack(0x82, 126, n) if n < 65536
+                                   else _HEAD64.pack(0x82, 127, n)) + data)
+            return True
         parts: list[bytes] = []
         for data in frames:
             n = len(data)
