@@ -39,14 +39,14 @@ R = TypeVar("R")
 BUSY_S = 0.05  # a batch formed this recently means "busy": the window applies
 
 Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
-After = Callable[[Sequence[R | BaseException]], Awaitable[None]]
+After = Callable[[Sequence[T], Sequence[R | BaseException]], Awaitable[None]]
 
 
 class GroupCommit(Generic[T, R]):
     __slots__ = ("_after", "_finishing", "_flush", "_last", "_metric", "_pending", "_task", "max_items", "name",
                  "window_s")
 
-    def __init__(self, name: str, flush: Flush[T, R], *, max_items: int = 256, after: After[R] | None = None,
+    def __init__(self, name: str, flush: Flush[T, R], *, max_items: int = 256, after: After[T, R] | None = None,
                  window_s: float = 0.0) -> None:
         self.name = name
         self.max_items = max(1, max_items)
@@ -102,7 +102,8 @@ class GroupCommit(Generic[T, R]):
                     _resolve(futures, results)
                     continue
                 previous = self._finishing
-                self._finishing = asyncio.create_task(self._finish(previous, futures, results))
+                items = [item for item, _ in batch]
+                self._finishing = asyncio.create_task(self._finish(previous, items, futures, results))
                 if previous is not None:  # at most one ``after`` beside the next ``flush``
                     await asyncio.shield(previous)
         finally:
@@ -113,13 +114,13 @@ class GroupCommit(Generic[T, R]):
                     if not future.done():
                         future.cancel()
 
-    async def _finish(self, previous: asyncio.Task[None] | None, futures: list[asyncio.Future[R]],
+    async def _finish(self, previous: asyncio.Task[None] | None, items: list[T], futures: list[asyncio.Future[R]],
                       results: Sequence[R | BaseException]) -> None:
         try:
             if previous is not None:
                 await asyncio.shield(previous)  # batch order
             assert self._after is not None
-            await self._after(results)
+            await self._after(items, results)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -22,7 +22,7 @@ from protocol.frames import ChatMessage
 from realtime.batcher import GroupCommit
 from realtime.broker import Publication, RedisBroker
 from realtime.chat import ChatStore, Outgoing, Sent
-from realtime.store import ChannelStore
+from realtime.store import Appending, ChannelStore, Stored, append_batch
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ class ChatWriter:
                 self._release = asyncio.get_running_loop().call_later(LINGER_S, self._linger_over)
         return results
 
-    async def _publish(self, results: Sequence[Sent | BaseException]) -> None:
+    async def _publish(self, items: Sequence[Outgoing], results: Sequence[Sent | BaseException]) -> None:
         """The second stage, in batch order, overlapping the next batch's transaction."""
         events = [Publication(r.message.ch, r.message.epoch, r.message.offset, r.frame, ChatMessage.TYPE)
                   for r in results if isinstance(r, Sent) and r.created]
@@ -89,3 +89,52 @@ class ChatWriter:
             self._release.cancel()
             self._release = None
         await self._give_back()
+
+
+#: Errors of one statement that another statement would not repeat (bad data in one item).
+_ITEM_ERRORS: tuple[type[BaseException], ...] = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+class EventWriter:
+    """Group commit of durable events of non-room channels (``pub`` frames, feed updates, media
+    events): one transaction per batch (``store.append_batch``), then one pipelined publish, then
+    the callers' results. A batch refused for one item's data is retried item by item."""
+
+    def __init__(self, store: ChannelStore, broker: RedisBroker, *, max_items: int = 256,
+                 window_s: float = 0.0) -> None:
+        self.store = store
+        self.broker = broker
+        self.batcher: GroupCommit[Appending, Stored] = GroupCommit(
+            "events", self._flush, max_items=max_items, after=self._publish, window_s=window_s)
+
+    async def append(self, item: Appending) -> Stored:
+        """Store ``item`` with the next batch; returns once it is committed and published."""
+        return await self.batcher.submit(item)
+
+    async def _flush(self, items: Sequence[Appending]) -> list[Stored | BaseException]:
+        async with self.store.db.acquire() as conn:
+            try:
+                return await append_batch(conn, items)
+            except _ITEM_ERRORS:
+                if len(items) == 1:
+                    raise
+            out: list[Stored | BaseException] = []
+            for item in items:
+                try:
+                    out.extend(await append_batch(conn, [item]))
+                except _ITEM_ERRORS as exc:
+                    out.append(exc)
+            return out
+
+    async def _publish(self, items: Sequence[Appending], results: Sequence[Stored | BaseException]) -> None:
+        events = [Publication(r.channel, r.epoch, r.offset, r.frame, it.frame_type)
+                  for it, r in zip(items, results, strict=True) if isinstance(r, Stored) and r.created]
+        if events:
+            try:
+                await self.broker.publish_many(events, self.store.range)
+            except Exception as exc:  # durable already; the next publish or a resume fills it in
+                log.warning("publish_deferred", events=len(events), error=type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+

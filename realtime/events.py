@@ -14,8 +14,9 @@ import structlog
 
 from protocol.frames import MEDIA_PHASES, FeedUpdate, Frame, MediaEvent
 from realtime.broker import RedisBroker
+from realtime.commit import EventWriter
 from realtime.services import Services
-from realtime.store import ChannelStore, Stored
+from realtime.store import Appending, ChannelStore, Stored
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +25,8 @@ class EventSink:
     def __init__(self, store: ChannelStore, broker: RedisBroker) -> None:
         self.store = store
         self.broker = broker
+        #: Group commit: events stored at the same moment share one transaction and one publish.
+        self.writer = EventWriter(store, broker)
 
     @classmethod
     def from_services(cls, services: Services) -> EventSink:
@@ -44,8 +47,7 @@ class EventSink:
                               post=post_id, data=payload, ts=ts)
 
         key = None if phase == "progress" else f"media:{upload_id}:{phase}"
-        stored = await self.store.append(ch, "media", "", key, build)
-        await self.publish(stored, MediaEvent.TYPE)
+        await self.writer.append(Appending(ch, "media", "", key, build, MediaEvent.TYPE))
 
     async def feed_update(self, user_id: str, kind: str, data: dict[str, object],
                           idem_key: str | None = None) -> None:
@@ -57,8 +59,7 @@ class EventSink:
         def build(epoch: str, offset: int, mid: str, ts: int) -> Frame:
             return FeedUpdate(ch=ch, epoch=epoch, offset=offset, mid=mid, kind=kind, data=payload, ts=ts)
 
-        stored = await self.store.append(ch, "feed", "", idem_key, build)
-        await self.publish(stored, FeedUpdate.TYPE)
+        await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
 
     async def publish(self, stored: Stored, kind: str) -> None:
         """Route a stored event. A Redis failure is logged, not raised: the event is durable, and the

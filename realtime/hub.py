@@ -38,7 +38,7 @@ from realtime import keys
 from realtime.broker import RedisBroker, Routed
 from realtime.channels import REVOKE_KIND, ChannelError, Permissions, parse_channel
 from realtime.chat import ChatStore, Outgoing
-from realtime.commit import ChatWriter
+from realtime.commit import ChatWriter, EventWriter
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
 from realtime.hubconfig import HubConfig
 from realtime.limits import TokenBucket, UserLimits
@@ -53,7 +53,7 @@ from realtime.metrics import (
 )
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
-from realtime.store import ChannelStore, Stored
+from realtime.store import Appending, ChannelStore, Stored
 from realtime.typing_ import TypingState
 
 log = structlog.get_logger(__name__)
@@ -137,6 +137,8 @@ class Hub:
         self.user_limits = UserLimits(redis)
         self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items,
                                       window_s=config.batch_window_ms / 1000)
+        self.event_writer = EventWriter(store, broker, max_items=config.batch_items,
+                                        window_s=config.batch_window_ms / 1000)
         self.index = ChannelIndex(config.shards)
         self.connections: dict[str, Connection] = {}
         self.typing = TypingState(config.typing_throttle_s, config.typing_expire_s)
@@ -195,6 +197,7 @@ class Hub:
 
     async def cancel_tasks(self) -> None:
         await self.chat_writer.close()
+        await self.event_writer.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -546,9 +549,9 @@ class Hub:
         # Refuse what would not fit in a frame before storing anything (positions at their widest).
         if len(codec.encode(build("f" * 16, 2**62, "f" * 32, 2**62))) > self.max_frame:
             raise ProtocolError("event too large", ErrorCode.MESSAGE_TOO_LARGE, frame.id)
-        stored = await self.store.append(ch, "event", sender, frame.key or None, build)
-        if stored.created:
-            await self.publish_stored(stored, F.Event.TYPE)
+        # Group commit: stored and published with the other events of this moment.
+        stored = await self.event_writer.append(Appending(ch, "event", sender, frame.key or None, build,
+                                                          F.Event.TYPE))
         conn.send(F.Ack(id=frame.id, ch=ch, offset=stored.offset, mid=stored.mid))
 
     async def _on_typing(self, conn: Connection, frame: F.Typing) -> None:

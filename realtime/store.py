@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,93 @@ class ChannelStore:
             if inserted is None:
                 raise _LostRace  # rolls the offset back
             return Stored(channel, epoch, offset, mid, data, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Appending:
+    """One event of a non-room channel waiting in a batch (``ChannelStore.append_batch``)."""
+
+    channel: str
+    kind: str
+    sender: str
+    idem_key: str | None
+    build: FrameBuilder
+    frame_type: str = "event"  # the built frame's type (the receiving nodes count frames by it)
+
+
+async def append_batch(conn: Executor, items: Sequence[Appending]) -> list[Stored | BaseException]:
+    """Store a batch of events of any non-room channels in one transaction (group commit).
+
+    The channels are created if needed and locked in name order (two batches never deadlock);
+    statements after the lock see every earlier commit, so idempotency keys are checked exactly
+    and the insert never loses a race. Offsets per channel follow the batch order. One result per
+    item: the ``Stored`` (``created=False`` for a retried key, also within the batch) or that
+    item's exception (its frame could not be built). Raises when the database fails (nothing of
+    the batch is stored)."""
+    results: list[Stored | BaseException | None] = [None] * len(items)
+    names = sorted({it.channel for it in items})
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO channels (name, epoch)
+               SELECT n, e FROM unnest($1::text[], $2::text[]) AS t (n, e) ORDER BY n
+               ON CONFLICT (name) DO NOTHING""",
+            names, [new_epoch() for _ in names],
+        )
+        rows = await conn.fetch(
+            "SELECT name, epoch, last_seq FROM channels WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+            names,
+        )
+        position = {str(r["name"]): (str(r["epoch"]), int(r["last_seq"])) for r in rows}
+        keyed = [(it.channel, it.sender, it.idem_key) for it in items if it.idem_key is not None]
+        found: dict[tuple[str, str, str], Stored] = {}
+        if keyed:
+            for r in await conn.fetch(
+                """SELECT e.channel, e.sender, e.idem_key, e.seq, e.mid, e.frame, c.epoch
+                     FROM channel_events e JOIN channels c ON c.name = e.channel
+                    WHERE (e.channel, e.sender, e.idem_key) IN
+                          (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))""",
+                [k[0] for k in keyed], [k[1] for k in keyed], [k[2] for k in keyed],
+            ):
+                found[(str(r["channel"]), str(r["sender"]), str(r["idem_key"]))] = Stored(
+                    str(r["channel"]), str(r["epoch"]), int(r["seq"]), str(r["mid"]), bytes(r["frame"]), False)
+        ts = now_ms()
+        new: list[tuple[int, Stored, Appending]] = []
+        for i, it in enumerate(items):
+            key = None if it.idem_key is None else (it.channel, it.sender, it.idem_key)
+            if key is not None and key in found:
+                original = found[key]
+                results[i] = original if not original.created else Stored(
+                    original.channel, original.epoch, original.offset, original.mid, original.frame, False)
+                continue
+            epoch, last = position[it.channel]
+            mid = new_mid()
+            try:
+                data = codec.encode(it.build(epoch, last + 1, mid, ts))
+            except Exception as exc:  # this item only: its offset is not taken
+                results[i] = exc
+                continue
+            position[it.channel] = (epoch, last + 1)
+            stored = Stored(it.channel, epoch, last + 1, mid, data, True)
+            results[i] = stored
+            new.append((i, stored, it))
+            if key is not None:
+                found[key] = stored  # the same key again in this batch answers like a retry
+        if new:
+            await conn.execute(
+                """INSERT INTO channel_events (channel, seq, mid, kind, sender, idem_key, frame)
+                   SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::bytea[])""",
+                [s.channel for _, s, _ in new], [s.offset for _, s, _ in new], [s.mid for _, s, _ in new],
+                [it.kind for _, _, it in new], [it.sender for _, _, it in new], [it.idem_key for _, _, it in new],
+                [s.frame for _, s, _ in new],
+            )
+            tops = {s.channel: s.offset for _, s, _ in new}
+            await conn.execute(
+                """UPDATE channels c SET last_seq = v.top FROM unnest($1::text[], $2::int8[]) AS v (name, top)
+                    WHERE c.name = v.name""",
+                list(tops), list(tops.values()),
+            )
+    return [r for r in results if r is not None]
 
 
 class _LostRace(Exception):

@@ -15,7 +15,7 @@ from realtime.broker import RedisBroker
 from realtime.channels import create_room
 from realtime.chat import ChatStore, NotMember, Outgoing, Sent
 from realtime.commit import ChatWriter
-from realtime.store import ChannelStore
+from realtime.store import ChannelStore, Stored
 from tests.realtime.conftest import make_user
 
 
@@ -168,7 +168,7 @@ async def test_the_after_stage_runs_in_batch_order_before_results_and_overlaps_t
         events.append(f"flush {list(items)}")
         return list(items)
 
-    async def after(results: Sequence[int | BaseException]) -> None:
+    async def after(items: Sequence[int], results: Sequence[int | BaseException]) -> None:
         events.append(f"after {list(results)} start")
         if results == [0]:
             await hold_first_after.wait()
@@ -206,3 +206,34 @@ async def test_a_busy_batcher_waits_its_window_an_idle_one_does_not() -> None:
     second = asyncio.create_task(batcher.submit(3))
     assert await asyncio.gather(first, second) == [2, 3]
     assert batches == [[1], [2, 3]]
+
+
+async def test_event_batches_mix_channels_keep_order_and_dedupe_keys(db: asyncpg.Pool) -> None:
+    from protocol import frames as F
+    from realtime.store import Appending, append_batch
+
+    a, b = f"user:{uuid.uuid4()}", f"user:{uuid.uuid4()}"
+
+    def event(ch: str, data: object) -> Appending:
+        def build(epoch: str, offset: int, mid: str, ts: int) -> F.Frame:
+            if data == "boom":
+                raise ValueError("cannot build")
+            return F.Event(ch=ch, epoch=epoch, offset=offset, mid=mid, sender="s", data=data, ts=ts)
+        return event_item(ch, build, data)
+
+    def event_item(ch: str, build: object, data: object) -> Appending:
+        key = str(data) if isinstance(data, str) and data.startswith("k") else None
+        return Appending(ch, "event", "s", key, build, F.Event.TYPE)  # type: ignore[arg-type]
+
+    async with db.acquire() as conn:
+        first = await append_batch(conn, [event(a, "k1"), event(b, 1), event(a, 2), event(a, "boom"),
+                                          event(a, "k1"), event(b, 3)])
+        again = await append_batch(conn, [event(a, "k1"), event(a, 4)])
+    k1, b1, a2, boom, k1_again, b3 = first
+    assert isinstance(boom, ValueError)
+    assert all(isinstance(r, Stored) for r in (k1, b1, a2, k1_again, b3))
+    assert [(r.channel, r.offset, r.created) for r in (k1, a2, k1_again)] == [(a, 1, True), (a, 2, True), (a, 1, False)]
+    assert [(r.channel, r.offset) for r in (b1, b3)] == [(b, 1), (b, 2)]
+    assert isinstance(again[0], Stored) and again[0].mid == k1.mid and not again[0].created
+    assert isinstance(again[1], Stored) and again[1].offset == 3  # no hole where "boom" failed
+    assert [off for off, _ in await ChannelStore(db).range(a, 0, 10)] == [1, 2, 3]
