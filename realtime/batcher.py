@@ -90,13 +90,13 @@ class GroupCommit(Generic[T, R]):
                     results: Sequence[R | BaseException] = await self._flush([item for item, _ in batch])
                     if len(results) != len(batch):
                         raise RuntimeError(f"{self.name}: {len(results)} results for {len(batch)} items")
-                except asyncio.CancelledError:
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                except BaseException:  # cancelled (node stopping): the callers must not hang
                     for _, future in batch:
                         if not future.done():
                             future.cancel()
                     raise
-                except BaseException as exc:
-                    results = [exc] * len(batch)
                 futures = [future for _, future in batch]
                 if self._after is None:
                     _resolve(futures, results)
