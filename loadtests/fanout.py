@@ -36,6 +36,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -91,10 +92,12 @@ async def connect(member: Member, tally: Tally | None, *, open_timeout: float = 
         raise RuntimeError(f"handshake refused: {welcome}")
     member.ws = ws
     if tally is not None:
-        member.reader = asyncio.create_task(read_loop(member, tally))
+        member.reader = asyncio.create_task(read_loop(member, lambda: tally))
 
 
-async def read_loop(member: Member, tally: Tally) -> None:
+async def read_loop(member: Member, current: Callable[[], Tally]) -> None:
+    """Answer pending requests and record chat deliveries into ``current()`` (a caller may swap
+    tallies between phases)."""
     assert member.ws is not None
     uid = member.user.id
     with contextlib.suppress(websockets.ConnectionClosed):
@@ -108,6 +111,7 @@ async def read_loop(member: Member, tally: Tally) -> None:
                 if not future.done():
                     future.set_result(frame)
                 continue
+            tally = current()
             if kind == "chat.msg":
                 tally.frames += 1
                 seen = tally.received[frame["mid"]]

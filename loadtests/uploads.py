@@ -34,12 +34,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-import msgpack
 import psutil
 import websockets
 
 from loadtests.cluster import Cluster, Hub, cpu_seconds, percentile
-from loadtests.fanout import Member, Tally, bounded_gather, connect, request
+from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
 from loadtests.report import emit
 from realtime.channels import create_room
 
@@ -234,36 +233,9 @@ async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
     everyone = [m for _, ms in rooms for m in ms]
     await bounded_gather([connect(m, None) for m in everyone], 50)
     for m in everyone:
-        m.reader = asyncio.create_task(chat_reader(m, chat))
+        m.reader = asyncio.create_task(read_loop(m, lambda: chat.tally))
     await bounded_gather([request(m, {"t": "sub", "ch": f"room:{rid}"}) for rid, ms in rooms for m in ms], 50)
     return chat
-
-
-async def chat_reader(member: Member, chat: Chat) -> None:
-    """``fanout.read_loop`` against the chat's current tally (it is swapped between phases)."""
-    assert member.ws is not None
-    uid = member.user.id
-    with contextlib.suppress(websockets.ConnectionClosed):
-        async for data in member.ws:
-            now_ns = time.time_ns()
-            frame = msgpack.unpackb(data)
-            rid = frame.get("id", 0)
-            if rid and rid in member.acks:
-                future = member.acks.pop(rid)
-                if not future.done():
-                    future.set_result(frame)
-                continue
-            tally = chat.tally
-            if frame.get("t") == "chat.msg":
-                tally.frames += 1
-                seen = tally.received[frame["mid"]]
-                if uid in seen:
-                    tally.duplicates += 1
-                    continue
-                seen.add(uid)
-                tally.latencies_ms.append((now_ns - int(frame["body"].split(":", 1)[0])) / 1e6)
-            elif frame.get("t") == "error":
-                tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
 
 
 async def close_chat(chat: Chat) -> None:
