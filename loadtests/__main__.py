@@ -6,6 +6,7 @@ Each benchmark starts the processes it measures on loopback and stops them when 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from loadtests import fanout, media, uploads
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(command)
         command.set_defaults(run=module.main)
     args = parser.parse_args(argv)
+    # A timeout's SIGTERM unwinds like Ctrl-C, so the cluster stops the servers it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     code: int = args.run(args)
     return code
 
