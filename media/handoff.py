@@ -6,23 +6,24 @@ run ``finish`` again from wherever the previous attempt stopped:
 1. complete the multipart object (a store that already published it says so) and write its header;
 2. verify the stored size is exactly what ``length`` bytes encrypt to;
 3. PostgreSQL: uploading -> complete, record the object, post -> processing (one transaction);
-4. Redis: one script sets the per-upload guard and XADDs the job, or does nothing if the guard
+4. Redis: NARA's guarded enqueue sets the per-upload guard and XADDs the job, or does nothing if the guard
    exists; then PostgreSQL: complete -> enqueued.
 """
 
 from __future__ import annotations
 
-import msgpack
 import structlog
 
-from media import keys, metrics, uploads
+from media import metrics, uploads
 from media.context import MediaContext
 from media.crypto import TAG, header_key
 from media.errors import StoreError
 from media.events import PROGRESS, emit
-from media.scripts import source
 from media.store import Part
 from media.uploads import Upload
+from nara.keys import NaraKeys
+from nara.pipeline import Job
+from nara.worker import enqueue
 
 log = structlog.get_logger(__name__)
 GUARD_TTL_S = 30 * 24 * 3600
@@ -38,20 +39,17 @@ def uplink_bps(upload: Upload) -> int:
     return int(upload.length * 8 * 1000 / max(upload.active_ms, 1))
 
 
-def job_for(upload: Upload) -> dict[str, object]:
-    return {
-        "job_id": upload.id, "upload_id": upload.id, "user_id": upload.user_id, "post_id": upload.post_id,
-        "object_key": upload.object_key, "content_type": upload.content_type or "application/octet-stream",
-        "size": upload.length, "uplink_bps": uplink_bps(upload),
-    }
+def job_for(upload: Upload) -> Job:
+    return Job(job_id=upload.id, upload_id=upload.id, user_id=upload.user_id, post_id=upload.post_id,
+               object_key=upload.object_key, content_type=upload.content_type or "application/octet-stream",
+               size=upload.length, uplink_bps=uplink_bps(upload))
 
 
 async def enqueue_once(ctx: MediaContext, upload: Upload) -> bool:
-    """XADD the NARA job unless it was placed before. True if this call placed it."""
-    payload = msgpack.packb(job_for(upload))
-    added = await ctx.redis.eval(source("enqueue_once"), 2, keys.enqueue_guard(upload.id), keys.JOBS_STREAM,
-                                 payload, GUARD_TTL_S)
-    return added is not None
+    """Place the NARA job unless it was placed before (NARA's own guarded enqueue, in the
+    namespace the workers read). True if this call placed it."""
+    placed = await enqueue(ctx.redis, job_for(upload), NaraKeys.from_env(), dedupe_ttl_s=GUARD_TTL_S)
+    return placed is not None
 
 
 async def finish(ctx: MediaContext, upload: Upload) -> Upload:

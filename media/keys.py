@@ -1,8 +1,7 @@
-"""Every Redis key media/ uses. Braces pin related keys to one Redis Cluster slot."""
+"""Every Redis key media/ uses (the NARA job stream is nara.keys'). Braces pin related keys to one
+Redis Cluster slot."""
 
 from __future__ import annotations
-
-JOBS_STREAM = "nara:{jobs}"
 
 
 def upload_lock(upload_id: str) -> str:
@@ -11,11 +10,6 @@ def upload_lock(upload_id: str) -> str:
 
 def user_slots(user_id: str) -> str:
     return f"media:{{user:{user_id}}}:active"
-
-
-def enqueue_guard(upload_id: str) -> str:
-    # Same slot as the stream so the guard and the XADD run in one script.
-    return f"nara:{{jobs}}:enqueued:{upload_id}"
 
 
 def object_key(upload_id: str) -> str:

@@ -7,6 +7,8 @@ staging deployment sharing a Redis) can run side by side without touching each o
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 GROUP = "nara-workers"
@@ -17,6 +19,13 @@ JOB_FIELD = "job"
 class NaraKeys:
     namespace: str = "nara"
     group: str = GROUP
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NaraKeys:
+        """Keys in the namespace ``AMARO_NARA_KEY_NAMESPACE`` names: workers read and uploads
+        write the same stream."""
+        e = os.environ if env is None else env
+        return cls(namespace=e.get("AMARO_NARA_KEY_NAMESPACE") or "nara")
 
     @property
     def jobs(self) -> str:

@@ -73,7 +73,7 @@ class NaraSettings:
             shutdown_grace_s=_float(env, "AMARO_NARA_SHUTDOWN_GRACE_S", base.shutdown_grace_s),
             limits=limits,
             policy=policy,
-            keys=NaraKeys(namespace=env.get("AMARO_NARA_KEY_NAMESPACE") or "nara"),
+            keys=NaraKeys.from_env(env),
         )
 
     def phase1_timeout(self, duration_s: float, load: float = 1.0) -> float:

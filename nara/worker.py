@@ -56,13 +56,15 @@ async def ensure_group(redis: Redis, nk: NaraKeys = DEFAULT) -> None:
             raise
 
 
-async def enqueue(redis: Redis, job: Job, nk: NaraKeys = DEFAULT) -> bytes | None:
-    """Queue ``job`` once per upload id. Returns the stream id, or None if already queued.
+async def enqueue(redis: Redis, job: Job, nk: NaraKeys = DEFAULT, *,
+                  dedupe_ttl_s: int = DEDUPE_TTL_S) -> bytes | None:
+    """Queue ``job`` once per upload id while its guard lives (``dedupe_ttl_s``). Returns the
+    stream id, or None if already queued.
 
     media/ calls this when an upload completes (``job_id`` = ``upload_id``)."""
     payload = msgpack.packb(job.to_map())
     result = await redis.eval(
-        _ENQUEUE, 2, nk.jobs, nk.enqueued(job.job_id), payload, DEDUPE_TTL_S, JOB_FIELD
+        _ENQUEUE, 2, nk.jobs, nk.enqueued(job.job_id), payload, dedupe_ttl_s, JOB_FIELD
     )
     return result if isinstance(result, bytes) else None
 

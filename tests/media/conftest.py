@@ -25,6 +25,7 @@ from media.config import CHUNK_SIZE, MediaSettings, MiB
 from media.context import MediaContext
 from media.keyring import Keyring
 from media.store import MediaStore
+from nara.keys import NaraKeys
 from protocol.frames import MEDIA_PHASES
 from realtime.services import Services
 from tests.conftest import TEST_TOKEN_SECRET
@@ -165,7 +166,7 @@ async def send_patch(client: httpx.AsyncClient, user: User, url: str, offset: in
 
 async def jobs_for(redis: aioredis.Redis, upload_id: str) -> list[dict[str, object]]:
     found = []
-    for _id, fields in await redis.xrange("nara:{jobs}"):
+    for _id, fields in await redis.xrange(NaraKeys.from_env().jobs):
         job = msgpack.unpackb(fields[b"job"])
         if job["upload_id"] == upload_id:
             found.append(job)

@@ -13,8 +13,11 @@ from media.context import MediaContext
 from media.crypto import TAG, DataKey, encrypt_bytes, read_header
 from media.rotation import rewrap_all, rewrap_objects, rotate_keys
 from media.uploads import Upload
+from nara.keys import NaraKeys
 from realtime.config import Settings
 from tests.media.conftest import User, create_upload, jobs_for, mp4_bytes, send_patch, stored_plaintext
+
+NARA_KEYS = NaraKeys.from_env()
 
 
 async def test_sweep_expires_and_aborts_parts(client: httpx.AsyncClient, ctx: MediaContext, user: User,
@@ -55,10 +58,10 @@ async def test_sweep_finishes_a_hand_off_left_by_a_crash(client: httpx.AsyncClie
     assert (await send_patch(client, user, url, 0, data)).status_code == 204
     upload_id = url.rsplit("/", 1)[1]
     # Pretend the node died after publishing, before the job was placed.
-    await redis.delete(keys.enqueue_guard(upload_id))
+    await redis.delete(NARA_KEYS.enqueued(upload_id))
     await db.execute("UPDATE media_uploads SET state = 'complete', completed_at = now() - interval '1 hour' "
                      "WHERE id = $1", upload_id)
-    await redis.xtrim(keys.JOBS_STREAM, maxlen=0)
+    await redis.xtrim(NARA_KEYS.jobs, maxlen=0)
     await sweep_once(ctx)
     assert (await db.fetchval("SELECT state FROM media_uploads WHERE id = $1", upload_id)) == "enqueued"
     assert len(await jobs_for(redis, upload_id)) == 1
