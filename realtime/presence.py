@@ -21,7 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from realtime import keys
+from realtime import keys, pacing
 from realtime.metrics import REDIS_OP
 from realtime.scripts import Scripts
 
@@ -72,16 +72,20 @@ class Presence:
         if not entries:
             return []
         expiry = _ms() + int(self.config.ttl_s * 1000)
-        started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ch, user, conn in entries:
-                await self.scripts.presence_join(
-                    keys=[keys.presence_entries(ch), keys.presence_users(ch)],
-                    args=[user, f"{user}|{conn}", expiry, self._key_ttl()], client=pipe,
-                )
-            results: list[Any] = await pipe.execute()
-        REDIS_OP.labels("presence_refresh").observe(time.perf_counter() - started)
-        return [(ch, user) for (ch, user, _), first in zip(entries, results, strict=True) if first]
+        back: list[tuple[str, str]] = []
+        for i, part in enumerate(pacing.slices(entries)):  # a chore: sliced (pacing.py)
+            await pacing.pause(i)
+            started = time.perf_counter()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ch, user, conn in part:
+                    await self.scripts.presence_join(
+                        keys=[keys.presence_entries(ch), keys.presence_users(ch)],
+                        args=[user, f"{user}|{conn}", expiry, self._key_ttl()], client=pipe,
+                    )
+                results: list[Any] = await pipe.execute()
+            REDIS_OP.labels("presence_refresh").observe(time.perf_counter() - started)
+            back += [(ch, user) for (ch, user, _), first in zip(part, results, strict=True) if first]
+        return back
 
     async def leave(self, channel: str, user: str, conn: str) -> None:
         """A connection left: its entry lingers ``grace_s``, then the sweep reports the leave if the
@@ -96,15 +100,19 @@ class Presence:
         if not channels:
             return []
         now = _ms()
-        started = time.perf_counter()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ch in channels:
-                await self.scripts.presence_sweep(
-                    keys=[keys.presence_entries(ch), keys.presence_users(ch)], args=[now, 0], client=pipe,
-                )
-            results: list[Any] = await pipe.execute()
-        REDIS_OP.labels("presence_sweep").observe(time.perf_counter() - started)
-        return [(ch, u.decode()) for ch, res in zip(channels, results, strict=True) for u in res[0]]
+        gone: list[tuple[str, str]] = []
+        for i, part in enumerate(pacing.slices(channels)):  # a chore: sliced (pacing.py)
+            await pacing.pause(i)
+            started = time.perf_counter()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ch in part:
+                    await self.scripts.presence_sweep(
+                        keys=[keys.presence_entries(ch), keys.presence_users(ch)], args=[now, 0], client=pipe,
+                    )
+                results: list[Any] = await pipe.execute()
+            REDIS_OP.labels("presence_sweep").observe(time.perf_counter() - started)
+            gone += [(ch, u.decode()) for ch, res in zip(part, results, strict=True) for u in res[0]]
+        return gone
 
     async def snapshot(self, channel: str) -> tuple[Snapshot, list[str]]:
         """Who is present now (count of users, at most ``snapshot_limit`` names), and the users the

@@ -4,7 +4,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from realtime import keys
+from realtime import keys, pacing
 from realtime.broker import BrokerConfig, RedisBroker
 
 
@@ -79,3 +79,20 @@ async def test_history_is_capped_and_a_lost_stream_restarts(redis: aioredis.Redi
     await pub.publish(ch, "e1", 301, frame(301), "event", backfill)
     assert await pub.history(ch, 300, 301) == [(301, frame(301))]
     assert await pub.history(ch, 299, 301) is None
+
+
+async def test_chores_over_many_channels_run_in_slices_and_miss_none(redis: aioredis.Redis) -> None:
+    node = RedisBroker(redis, f"n-{uuid.uuid4().hex[:6]}")
+    publisher = RedisBroker(redis, "publisher")
+    chans = [channel() for _ in range(2 * pacing.SLICE + 3)]
+
+    async def no_backfill(ch: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        raise AssertionError("no gap expected")
+
+    for i, ch in enumerate(chans):
+        if i % 2:
+            await publisher.publish(ch, "e1", 1, frame(1), "event", no_backfill)
+    assert await node.tops(chans) == [1 if i % 2 else None for i in range(len(chans))]
+    await node.refresh(chans)
+    for ch in (chans[0], chans[pacing.SLICE], chans[-1]):  # first, middle and last slice
+        assert await redis.zscore(keys.channel_nodes(ch), node.node_id) is not None

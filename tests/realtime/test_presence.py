@@ -5,6 +5,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from realtime import pacing
 from realtime.presence import Presence, PresenceConfig
 
 
@@ -52,3 +53,14 @@ async def test_big_channels_get_a_count_and_a_truncated_list(redis: aioredis.Red
     await p.refresh([(ch, f"user{i}", "c") for i in range(40)])
     snap, _ = await p.snapshot(ch)
     assert snap.count == 40 and snap.truncated and len(snap.users) == 5
+
+
+async def test_chores_larger_than_a_slice_cover_every_entry_once(redis: aioredis.Redis) -> None:
+    p = Presence(redis, PresenceConfig(ttl_s=0.3))
+    chans = [channel() for _ in range(3 * pacing.SLICE + 7)]  # several slices, the last one short
+    entries = [(ch, f"user{i}", "c") for i, ch in enumerate(chans)]
+    refreshed = await p.refresh(entries)
+    assert sorted(refreshed) == sorted((ch, u) for ch, u, _ in entries)
+    await asyncio.sleep(0.4)
+    assert sorted(await p.sweep(chans)) == sorted(refreshed)
+    assert await p.sweep(chans) == []
