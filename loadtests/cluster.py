@@ -251,3 +251,14 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
+
+
+def node_env(pairs: Sequence[str]) -> dict[str, str]:
+    """``--node-env KEY=VALUE`` options as the extra environment of every hub and worker."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--node-env wants KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env

@@ -55,7 +55,7 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python fallback
     from websockets.utils import apply_mask
 
-from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, percentile
+from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, node_env, percentile
 from loadtests.report import emit
 from realtime.channels import create_room
 
@@ -660,8 +660,8 @@ async def idle_phase(cluster: Cluster, count: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    async with Cluster(hubs_wanted=args.hubs) as cluster:
-        result: dict[str, Any] = {"benchmark": "fanout"}
+    async with Cluster(hubs_wanted=args.hubs, extra_env=node_env(args.node_env)) as cluster:
+        result: dict[str, Any] = {"benchmark": "fanout", "config": {"node_env": node_env(args.node_env)}}
         result["fanout"] = await fanout_phase(cluster, args)
         if args.idle:
             result["idle"] = await idle_phase(cluster, args.idle)
@@ -680,6 +680,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes (whole rooms each)")
     parser.add_argument("--idle-window", type=float, default=2.0,
                         help="seconds of hub CPU measured with every socket open and nothing sent")
+    parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment of every hub, e.g. AMARO_HUB_BATCH_WINDOW_MS=2")
 
 
 def main(args: argparse.Namespace) -> int:

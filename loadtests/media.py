@@ -44,10 +44,10 @@ import msgpack
 import orjson
 import websockets
 
-from loadtests.cluster import Cluster, SeededUser
+from loadtests.cluster import Cluster, SeededUser, node_env
 from loadtests.fanout import Member, connect, request
 from loadtests.report import emit
-from loadtests.uploads import TUS, CpuMeter, close_chat, node_env, open_chat
+from loadtests.uploads import TUS, CpuMeter, close_chat, open_chat
 
 # Fixed reference ladder: kbps per short side, as a conventional one-size-fits-all ladder would use.
 FIXED_KBPS = {240: 400, 360: 800, 480: 1400, 540: 2000, 720: 2800, 1080: 5000, 1440: 9000, 2160: 16000}

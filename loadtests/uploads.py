@@ -37,7 +37,7 @@ import httpx
 import psutil
 import websockets
 
-from loadtests.cluster import Cluster, Hub, cpu_seconds, percentile
+from loadtests.cluster import Cluster, Hub, cpu_seconds, node_env, percentile
 from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
 from loadtests.report import emit
 from realtime.channels import create_room
@@ -373,17 +373,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "chat_without_uploads": baseline,
         "chat_with_uploads": during,
     }
-
-
-def node_env(pairs: Sequence[str]) -> dict[str, str]:
-    """``--node-env KEY=VALUE`` options as the extra environment of every hub and worker."""
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--node-env wants KEY=VALUE, got {pair!r}")
-        env[key] = value
-    return env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
