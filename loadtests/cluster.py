@@ -91,6 +91,9 @@ class Cluster:
     hubs: list[Hub] = field(default_factory=list)
     workers_wanted: int = 0
     workers: list[Worker] = field(default_factory=list)
+    #: Upload-only nodes (``amaro ingest``); with any, the hubs serve no uploads (AMARO_HUB_UPLOADS=0).
+    ingest_wanted: int = 0
+    ingests: list[Hub] = field(default_factory=list)
     redis_url: str = ""
     database_url: str = ""
     signer: TokenSigner = field(default_factory=lambda: TokenSigner(TOKEN_SECRET.encode(), ttl_s=6 * 3600))
@@ -131,7 +134,9 @@ class Cluster:
             await client.aclose()
         for index in range(self.hubs_wanted):
             self.hubs.append(self._spawn_hub(f"bench-hub-{index}"))
-        await asyncio.gather(*(self.wait_ready(hub) for hub in self.hubs))
+        for index in range(self.ingest_wanted):
+            self.ingests.append(self._spawn_hub(f"bench-ingest-{index}", role="ingest"))
+        await asyncio.gather(*(self.wait_ready(hub) for hub in [*self.hubs, *self.ingests]))
         for index in range(self.workers_wanted):
             self.workers.append(self._spawn_worker(f"bench-worker-{index}"))
         return self
@@ -172,14 +177,15 @@ class Cluster:
             "AMARO_LOG_LEVEL": "warning",
             "AMARO_LOG_FORMAT": "json",
             "AMARO_DATA_DIR": str(self.data_dir),
+            **({"AMARO_HUB_UPLOADS": "0"} if self.ingest_wanted else {}),
             **self.extra_env,
         }
 
-    def _spawn_hub(self, node_id: str) -> Hub:
+    def _spawn_hub(self, node_id: str, role: str = "hub") -> Hub:
         port = free_port()
         assert self._log_dir is not None
         log = (self._log_dir / f"{node_id}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "hub"], env=self.hub_env(node_id, port),
+        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", role], env=self.hub_env(node_id, port),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return Hub(node_id=node_id, port=port, process=process)
 
@@ -215,7 +221,7 @@ class Cluster:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        nodes: list[Hub | Worker] = [*self.workers, *self.hubs]
+        nodes: list[Hub | Worker] = [*self.workers, *self.ingests, *self.hubs]
         for node in nodes:
             if node.process.poll() is None:
                 node.process.terminate()

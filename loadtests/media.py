@@ -47,7 +47,7 @@ import websockets
 from loadtests.cluster import Cluster, SeededUser, node_env
 from loadtests.fanout import Member, connect, request
 from loadtests.report import emit
-from loadtests.uploads import TUS, CpuMeter, close_chat, open_chat
+from loadtests.uploads import TUS, CpuMeter, close_chat, merge_phases, open_chat
 
 # Fixed reference ladder: kbps per short side, as a conventional one-size-fits-all ladder would use.
 FIXED_KBPS = {240: 400, 360: 800, 480: 1400, 540: 2000, 720: 2800, 1080: 5000, 1440: 9000, 2160: 16000}
@@ -388,13 +388,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             done.set()
             during = await chat_task
             during["cpu"] = meter.stop()
-            await close_chat(chat)
-            for inbox in inboxes:
-                if inbox.member.ws is not None:
-                    await inbox.member.ws.close()
-                if inbox.task is not None:
-                    inbox.task.cancel()
-        result["chat_idle"] = idle
+            try:
+                # Idle again after the jobs: the baseline is pooled from before and after.
+                meter.start()
+                after = await chat.run(None, args.idle_seconds)
+                idle = merge_phases(idle, after) | {"cpu_before": idle["cpu"], "cpu_after": meter.stop()}
+            finally:
+                await close_chat(chat)
+                for inbox in inboxes:
+                    if inbox.member.ws is not None:
+                        await inbox.member.ws.close()
+                    if inbox.task is not None:
+                        inbox.task.cancel()
+        for chat_phase in (idle, during):
+            chat_phase.pop("_latencies", None)
+        result["chat_idle"] = idle  # before and after the jobs, pooled
         result["chat_while_transcoding"] = during
         p99_idle, p99_busy = idle["latency_ms"]["p99"], during["latency_ms"]["p99"]
         ratio = round(p99_busy / p99_idle, 3) if p99_idle else None
@@ -434,7 +442,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat-users", type=int, default=6, help="socket users chatting in rooms of two")
     parser.add_argument("--chat-rate", type=float, default=20.0, help="chat messages per second in total")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured chat before the baseline")
-    parser.add_argument("--idle-seconds", type=float, default=15.0, help="chat-only baseline before uploading")
+    parser.add_argument("--idle-seconds", type=float, default=15.0, help="chat-only baseline, before+after the jobs")
     parser.add_argument("--job-timeout", type=float, default=600.0, help="seconds to wait for each event")
     parser.add_argument("--vmaf-subsample", type=int, default=8, help="libvmaf n_subsample (every n-th frame)")
     parser.add_argument("--score-frames", type=int, default=300,

@@ -4,7 +4,8 @@ Replays the beta crash: a cluster of ``--hubs`` hub processes, then
 
 1. **Baseline.** Socket users in 2-member rooms (one member per hub when there are two) exchange
    chat messages at ``--chat-rate`` per second; after ``--warmup-seconds`` unmeasured, send-to-receipt
-   latency is recorded for ``--baseline-seconds``.
+   latency is recorded for ``--baseline-seconds``, and again for as long after the uploads (the
+   baseline pools both, so a drift of the machine does not pass for an effect of the uploads).
 2. **Uploads.** ``--uploads`` tus uploads of ``--size-mb`` each start at once, every client paced to
    ``--mbps`` by a token bucket on the sending side (bytes generated on the fly behind a valid MP4
    ``ftyp`` box, never a whole file in memory; PATCH requests of ``--patch-mb``). The upload clients
@@ -205,14 +206,31 @@ class Chat:
                 break
             await asyncio.sleep(0.1)
         lost = sum(max(0, k - len(self.tally.received.get(mid, ()))) for mid, k in self.expected.items())
-        lat = sorted(self.tally.latencies_ms)
-        return {
-            "seconds": round(elapsed, 1), "published": len(self.expected), "publish_failed": self.failed,
-            "delivered": len(lat), "lost": lost, "duplicated": self.tally.duplicates,
-            "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
-                           "max": round(lat[-1], 2) if lat else None},
-            "errors": self.tally.errors[:5],
-        }
+        return phase_summary(elapsed, len(self.expected), self.failed, lost, self.tally.duplicates,
+                             self.tally.latencies_ms, self.tally.errors)
+
+
+def phase_summary(elapsed: float, published: int, failed: int, lost: int, duplicated: int,
+                  latencies_ms: Sequence[float], errors: Sequence[str]) -> dict[str, Any]:
+    """The figures of one chat phase; ``_latencies`` (raw, for ``merge_phases``) is dropped before
+    the report is printed."""
+    lat = sorted(latencies_ms)
+    return {
+        "seconds": round(elapsed, 1), "published": published, "publish_failed": failed,
+        "delivered": len(lat), "lost": lost, "duplicated": duplicated,
+        "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
+                       "max": round(lat[-1], 2) if lat else None},
+        "errors": list(errors[:5]), "_latencies": lat,
+    }
+
+
+def merge_phases(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One phase made of two (the chat-only baseline is measured before and after the uploads, so
+    that a slow drift of the machine does not pass for an effect of the uploads)."""
+    return phase_summary(a["seconds"] + b["seconds"], a["published"] + b["published"],
+                         a["publish_failed"] + b["publish_failed"], a["lost"] + b["lost"],
+                         a["duplicated"] + b["duplicated"], [*a["_latencies"], *b["_latencies"]],
+                         [*a["errors"], *b["errors"]])
 
 
 async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
@@ -314,10 +332,13 @@ class RssSampler:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Each upload belongs to its own user: the per-user concurrent upload limit is not what is measured.
-    async with Cluster(hubs_wanted=args.hubs, extra_env=node_env(args.node_env)) as cluster:
+    async with Cluster(hubs_wanted=args.hubs, ingest_wanted=args.ingest,
+                       extra_env=node_env(args.node_env)) as cluster:
+        # Uploads go to the ingest nodes when there are any, else to the hubs (which then serve both).
+        upload_nodes = cluster.ingests or cluster.hubs
         chat = await open_chat(cluster, args.chat_users, args.chat_rate)
         await chat.run(None, args.warmup_seconds)  # connection pools and caches warm up; not measured
-        rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in cluster.hubs}
+        rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in [*cluster.hubs, *cluster.ingests]}
         meter = CpuMeter([h.ps() for h in cluster.hubs])
         meter.start()
         baseline = await chat.run(None, args.baseline_seconds)
@@ -325,9 +346,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         uploaders = await cluster.seed_users(args.uploads)
         size = int(args.size_mb * MB)
-        jobs = [UploadJob(cluster.hubs[i % len(cluster.hubs)].http_url, u.token, size, args.mbps * 1e6,
+        jobs = [UploadJob(upload_nodes[i % len(upload_nodes)].http_url, u.token, size, args.mbps * 1e6,
                           int(args.patch_mb * MB), seed=i) for i, u in enumerate(uploaders)]
-        sampler = RssSampler(cluster.hubs)
+        sampler = RssSampler([*cluster.hubs, *cluster.ingests])
         sampler.start()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -346,7 +367,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             during = await chat_task
             during["cpu"] = meter.stop()
         rss_max = await sampler.stop()
+        meter.start()
+        after = await chat.run(None, args.baseline_seconds)
+        after_cpu = meter.stop()
+        baseline = merge_phases(baseline, after) | {"cpu_before": baseline["cpu"], "cpu_after": after_cpu}
         await close_chat(chat)
+        for phase in (baseline, during):
+            phase.pop("_latencies", None)
 
     completed = sum(1 for r in results if r.get("completed"))
     total_bytes = sum(int(r.get("verified_offset", 0)) for r in results if r.get("completed"))
@@ -359,7 +386,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "headline": {"chat_p99_ratio_with_over_without": ratio, "target": 1.5,
                      "target_met": ratio is not None and ratio < 1.5},
         "config": {"node_env": node_env(args.node_env),
-                   "hubs": args.hubs, "uploads": args.uploads, "size_mb": args.size_mb, "mbps_per_client": args.mbps,
+                   "hubs": args.hubs, "ingest_nodes": args.ingest, "uploads": args.uploads,
+                   "size_mb": args.size_mb, "mbps_per_client": args.mbps,
                    "patch_mb": args.patch_mb, "chat_users": args.chat_users, "chat_rate": args.chat_rate},
         "uploads": {
             "completed": completed, "all_completed": completed == args.uploads == len(results),
@@ -369,14 +397,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                     "target": round(args.mbps / 8, 3)},
             "each": results,
         },
-        "hub_rss_mb": {"before": rss_before, "max_during": rss_max},
-        "chat_without_uploads": baseline,
+        "node_rss_mb": {"before": rss_before, "max_during": rss_max},  # hubs and ingest nodes
+        "chat_without_uploads": baseline,  # before and after the uploads, pooled
         "chat_with_uploads": during,
     }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hubs", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--ingest", type=int, default=0, choices=(0, 1, 2),
+                        help="upload-only nodes (amaro ingest); the hubs then serve no uploads")
     parser.add_argument("--uploads", type=int, default=4, help="concurrent uploads, one user each")
     parser.add_argument("--size-mb", type=float, default=200.0, help="bytes per upload, in MB (10^6)")
     parser.add_argument("--mbps", type=float, default=20.0, help="uplink pace of each upload client, Mbit/s")
@@ -384,7 +414,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat-users", type=int, default=20, help="socket users chatting in rooms of two")
     parser.add_argument("--chat-rate", type=float, default=50.0, help="chat messages per second in total")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="unmeasured chat before the baseline")
-    parser.add_argument("--baseline-seconds", type=float, default=20.0, help="chat-only phase before the uploads")
+    parser.add_argument("--baseline-seconds", type=float, default=20.0,
+                        help="chat-only phase, before and after the uploads")
     parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the hub processes (repeatable), e.g. a diagnosis knob")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on the uploads after this long")
