@@ -238,7 +238,8 @@ async def _phase1(job: Job, ctx: Context, src: Path, work: Path, p: Probe, first
 
     argv = tx.phase1_args(ctx.tools, src, playlist, poster, first, segment_s, p, limits)
     wall = await tx.encode_growing(argv, playlist, on_update,
-                                   timeout_s=ctx.settings.phase1_timeout(p.duration_s, p.load), limits=limits)
+                                   timeout_s=ctx.settings.phase1_timeout(p.duration_s, p.load), limits=limits,
+                                   settled=lambda: announced)
     metrics.ENCODE_SPEED.labels("phase1").observe(p.duration_s / max(wall, 1e-3))
     final = parse_media_playlist(await asyncio.to_thread(playlist.read_text))
     if final.duration_s < p.duration_s - max(2 * segment_s, 0.5 * p.duration_s):
@@ -256,7 +257,7 @@ async def _phase2(job: Job, ctx: Context, src: Path, work: Path, p: Probe, the_p
     t0 = time.monotonic()
     await tx.run_ffmpeg(tx.phase2_args(ctx.tools, src, ladder_dir, the_plan, p, limits, preview, sprite),
                         timeout_s=ctx.settings.phase2_timeout(p.duration_s, p.load), limits=limits,
-                        what="ladder")
+                        what="ladder", ladder=True)
     metrics.ENCODE_SPEED.labels("phase2").observe(p.duration_s / max(time.monotonic() - t0, 1e-3))
 
     variants: list[VariantStats] = []

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nara.guard import Limits
+from nara.guard import Limits, encoder_cpus
 from nara.keys import NaraKeys
 from nara.planner import Policy
 from realtime.config import env_float as _float
@@ -55,6 +55,7 @@ class NaraSettings:
             threads=_int(env, "AMARO_NARA_THREADS", base.limits.threads),
             nice=_int(env, "AMARO_NARA_NICE", base.limits.nice),
             max_memory_bytes=_int(env, "AMARO_NARA_MAX_MEMORY_BYTES", base.limits.max_memory_bytes),
+            ladder_cpus=encoder_cpus(env.get("AMARO_NARA_LADDER_CPUS", "auto")),
         )
         crf = _int(env, "AMARO_NARA_CRF", base.policy.crf)
         policy = Policy(

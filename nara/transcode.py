@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nara.errors import EncodeFailed
-from nara.guard import Completed, Limits, input_args, run_guarded
+from nara.guard import Completed, Limits, input_args, pin, run_guarded
 from nara.hls import MediaPlaylist, parse_media_playlist
 from nara.planner import Plan, Rendition
 from nara.probe import Probe
@@ -212,10 +212,12 @@ def image_args(tools: Tools, src: Path, outdir: Path, widths: tuple[int, ...], p
     return argv
 
 
-async def run_ffmpeg(argv: list[str], *, timeout_s: float, limits: Limits, what: str) -> Completed:
-    """Run an encode; a non-zero exit becomes EncodeFailed with ffmpeg's last words."""
-    done = await run_guarded(argv, timeout_s=timeout_s, nice=limits.nice,
-                             max_memory_bytes=limits.max_memory_bytes)
+async def run_ffmpeg(argv: list[str], *, timeout_s: float, limits: Limits, what: str,
+                     ladder: bool = False, on_start: Callable[[int], None] | None = None) -> Completed:
+    """Run an encode; a non-zero exit becomes EncodeFailed with ffmpeg's last words. The phase-2
+    ``ladder`` encode runs on ``limits.ladder_cpus`` only."""
+    done = await run_guarded(argv, timeout_s=timeout_s, nice=limits.nice, max_memory_bytes=limits.max_memory_bytes,
+                             cpus=limits.ladder_cpus if ladder else "", on_start=on_start)
     if done.returncode != 0:
         raise EncodeFailed(f"{what}: ffmpeg exited {done.returncode}: {done.stderr_tail(300)}")
     return done
@@ -225,15 +227,19 @@ OnPlaylist = Callable[[MediaPlaylist], Awaitable[None]]
 
 
 async def encode_growing(argv: list[str], playlist: Path, on_update: OnPlaylist, *, timeout_s: float,
-                         limits: Limits, poll_s: float = 0.05) -> float:
+                         limits: Limits, poll_s: float = 0.05, settled: Callable[[], bool] | None = None) -> float:
     """Run a growing-HLS encode and call ``on_update`` each time the playlist gains segments.
 
     ``on_update`` is awaited in order, never concurrently; the encode keeps running meanwhile.
     The last call carries the ended playlist (``#EXT-X-ENDLIST``). Returns the wall time.
+    The encode starts on every CPU (its first segments decide the time to "good enough"); once
+    ``settled()`` is true the rest is background work and moves to ``limits.ladder_cpus``.
     """
     started = time.monotonic()
-    encode = asyncio.create_task(run_ffmpeg(argv, timeout_s=timeout_s, limits=limits, what="phase 1"))
-    count, ended = 0, False
+    pids: list[int] = []
+    encode = asyncio.create_task(run_ffmpeg(argv, timeout_s=timeout_s, limits=limits, what="phase 1",
+                                            on_start=pids.append))
+    count, ended, pinned = 0, False, settled is None
     try:
         while not ended:
             finished = encode.done()
@@ -244,6 +250,9 @@ async def encode_growing(argv: list[str], playlist: Path, on_update: OnPlaylist,
             if current.segments and (len(current.segments) > count or current.ended):
                 count, ended = len(current.segments), current.ended
                 await on_update(current)
+                if not pinned and settled is not None and settled() and pids:
+                    pinned = True
+                    pin(pids[0], limits.ladder_cpus)
             if finished and not ended:
                 raise EncodeFailed("phase 1 ended without a complete playlist")
             if not finished:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import sys
 
-from nara.guard import run_guarded
+import pytest
+
+from nara.guard import Limits, encoder_cpus, pin, run_guarded
+from nara.settings import NaraSettings
+from nara.transcode import run_ffmpeg
 
 PROBE = "import os; print(os.sched_getscheduler(0), os.nice(0))"
 
@@ -21,3 +27,74 @@ async def test_nice_zero_keeps_normal_scheduling() -> None:
     done = await run_guarded([sys.executable, "-c", PROBE], timeout_s=10, nice=0)
     policy, _ = (int(v) for v in done.stdout.split())
     assert policy == os.SCHED_OTHER
+
+
+AFFINITY = "import os; print(','.join(map(str, sorted(os.sched_getaffinity(0)))))"
+
+
+def test_auto_keeps_the_first_cpu_free_and_all_or_a_list_override() -> None:
+    assert encoder_cpus("auto", [0, 1]) == "1"
+    assert encoder_cpus("", [2, 3, 5]) == "3,5"
+    assert encoder_cpus("auto", [0]) == ""  # one CPU: nothing to keep free
+    assert encoder_cpus("all", [0, 1]) == ""
+    assert encoder_cpus("1-3,6", [0, 1]) == "1-3,6"
+    with pytest.raises(ValueError, match="AMARO_NARA_LADDER_CPUS"):
+        encoder_cpus("1;rm -rf /", [0, 1])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
+                    reason="needs two CPUs and taskset")
+async def test_children_run_only_on_the_encoder_cpus() -> None:
+    cpus = encoder_cpus("auto")
+    done = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10, cpus=cpus)
+    assert done.stdout.decode().strip() == cpus
+    unpinned = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10)
+    assert unpinned.stdout.decode().strip() == ",".join(map(str, sorted(os.sched_getaffinity(0))))
+
+
+def test_settings_read_amaro_nara_ladder_cpus() -> None:
+    assert NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "all"}).limits.ladder_cpus == ""
+    assert NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "0"}).limits.ladder_cpus == "0"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
+                    reason="needs two CPUs and taskset")
+async def test_only_the_ladder_encode_is_pinned() -> None:
+    limits = Limits(ladder_cpus=encoder_cpus("auto"))
+    everything = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    ladder = await run_ffmpeg([sys.executable, "-c", AFFINITY], timeout_s=10, limits=limits, what="t", ladder=True)
+    phase1 = await run_ffmpeg([sys.executable, "-c", AFFINITY], timeout_s=10, limits=limits, what="t")
+    assert ladder.stdout.decode().strip() == limits.ladder_cpus != everything
+    assert phase1.stdout.decode().strip() == everything
+
+
+THREADED = """
+import os, threading, time
+stop = threading.Event()
+workers = [threading.Thread(target=stop.wait) for _ in range(3)]
+for w in workers:
+    w.start()
+deadline = time.monotonic() + 5
+full = sorted(os.sched_getaffinity(0))
+def masks():
+    return {tid: sorted(os.sched_getaffinity(int(tid))) for tid in os.listdir("/proc/self/task")}
+while time.monotonic() < deadline and any(m == full for m in masks().values()):
+    time.sleep(0.02)  # until the parent has moved every thread
+late = threading.Thread(target=stop.wait)
+late.start()  # a thread started after the move inherits the mask
+print(len(masks()), ";".join(sorted({",".join(map(str, m)) for m in masks().values()})))
+stop.set()
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+async def test_a_running_encode_moves_with_all_its_threads() -> None:
+    cpus = encoder_cpus("auto")
+    pids: list[int] = []
+    task = asyncio.create_task(run_guarded([sys.executable, "-c", THREADED], timeout_s=10, nice=10,
+                                           on_start=pids.append))
+    await asyncio.sleep(0.3)
+    assert pin(pids[0], cpus)
+    done = await task
+    threads, masks = done.stdout.decode().split()
+    assert int(threads) == 5 and masks == cpus
