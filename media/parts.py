@@ -24,7 +24,7 @@ from media.sniff import SNIFF_BYTES
 @dataclass(frozen=True, slots=True)
 class SealedPart:
     number: int
-    data: bytes
+    data: bytes | bytearray  # the assembler's own buffer, handed over: an 8 MiB copy in the loop is ms
 
 
 def tail_context(upload_id: str, offset: int) -> bytes:
@@ -72,8 +72,8 @@ class PartAssembler:
                 self._pending.clear()
                 if self.offset % self.part_size == 0 or self.offset == self.length:
                     number = (self.offset - 1) // self.part_size + 1
-                    parts.append(SealedPart(number, bytes(self._part)))
-                    self._part.clear()
+                    parts.append(SealedPart(number, self._part))
+                    self._part = bytearray()
         return parts
 
     def tail(self, upload_id: str) -> bytes | None:

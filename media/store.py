@@ -51,7 +51,7 @@ class MultipartStore(Protocol):
     async def create_multipart(self, key: str) -> str:
         """Start a multipart object; returns the store's id for it."""
 
-    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray) -> str:
         """Store part ``number`` (from 1); returns its etag. Uploading a number again replaces it."""
 
     async def complete_multipart(self, key: str, multipart_id: str, parts: Sequence[Part]) -> None:

@@ -29,7 +29,7 @@ T = TypeVar("T")
 FLUSH_SLICE = 1 << 20
 
 
-def _write_flushed(fh: BinaryIO, data: bytes | memoryview) -> None:
+def _write_flushed(fh: BinaryIO, data: bytes | bytearray) -> None:
     view = memoryview(data)
     for start in range(0, len(view), FLUSH_SLICE):
         fh.write(view[start:start + FLUSH_SLICE])
@@ -37,7 +37,7 @@ def _write_flushed(fh: BinaryIO, data: bytes | memoryview) -> None:
         os.fdatasync(fh.fileno())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | bytearray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "wb") as fh:
@@ -142,7 +142,7 @@ class LocalStore:
         await asyncio.to_thread(self._mp_dir(multipart_id).mkdir, parents=True)
         return multipart_id
 
-    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray) -> str:
         folder = self._mp_dir(multipart_id)
 
         def write() -> str:

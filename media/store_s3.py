@@ -127,7 +127,7 @@ class S3Store:
         response = await self._client.create_multipart_upload(Bucket=self.bucket, Key=key)
         return str(response["UploadId"])
 
-    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> str:
+    async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray) -> str:
         try:
             response = await self._client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=multipart_id, PartNumber=number, Body=data)
