@@ -71,6 +71,7 @@ class HubNode:
             permissions=Permissions(services.db), config=self.config, max_frame=settings.max_frame,
             ping_interval_ms=int(settings.ping_interval_s * 1000),
         )
+        self.broker.local = self.hub.deliver  # this node's own subscribers: no trip through its inbox
         #: Durable media/feed events for other components of this process (uploads, feed).
         self.events = EventSink(self.store, self.broker)
         self._tasks: list[asyncio.Task[None]] = []

@@ -96,3 +96,43 @@ async def test_chores_over_many_channels_run_in_slices_and_miss_none(redis: aior
     await node.refresh(chans)
     for ch in (chans[0], chans[pacing.SLICE], chans[-1]):  # first, middle and last slice
         assert await redis.zscore(keys.channel_nodes(ch), node.node_id) is not None
+
+
+async def test_a_node_hands_its_own_subscribers_their_events_without_its_inbox(redis: aioredis.Redis) -> None:
+    from realtime.broker import Publication, Routed
+
+    ch, other_ch = channel(), channel()
+    me = RedisBroker(redis, f"me-{uuid.uuid4().hex[:6]}")
+    other = RedisBroker(redis, f"other-{uuid.uuid4().hex[:6]}")
+    here: list[Routed] = []
+
+    async def deliver(routed: Routed) -> None:
+        here.append(routed)
+
+    me.local = deliver
+    for node in (me, other):
+        await node.watch(ch)
+    await other.watch(other_ch)
+    mine_start, other_start = await me.read_inbox("$", block_ms=1), await other.read_inbox("$", block_ms=1)
+
+    async def no_backfill(ch: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        raise AssertionError("no gap expected")
+
+    await me.publish(ch, "e1", 1, frame(1), "event", no_backfill)  # single publish
+    await me.publish_many([Publication(ch, "e1", 2, frame(2), "event"),  # pipelined publish
+                           Publication(other_ch, "e1", 1, frame(1), "event")], no_backfill)
+    await me.broadcast(ch, b"typing", "typing.ev")  # ephemeral
+    assert [(r.channel, r.offset, r.payload) for r in here] == [
+        (ch, 1, frame(1)), (ch, 2, frame(2)), (ch, -1, b"typing")]
+    _, in_my_inbox = await me.read_inbox(mine_start[0], block_ms=1)
+    assert in_my_inbox == []
+    _, routed = await other.read_inbox(other_start[0], block_ms=100)
+    assert [(r.channel, r.offset) for r in routed] == [(ch, 1), (ch, 2), (other_ch, 1), (ch, -1)]
+
+    async def failing(routed: Routed) -> None:
+        raise RuntimeError("the hub could not fill a gap")
+
+    me.local = failing  # a failed local delivery is logged; the others still get the event
+    await me.publish(ch, "e1", 3, frame(3), "event", no_backfill)
+    _, routed = await other.read_inbox(other_start[0], block_ms=100)
+    assert (ch, 3) in [(r.channel, r.offset) for r in routed]
