@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -268,3 +269,28 @@ def node_env(pairs: Sequence[str]) -> dict[str, str]:
             raise SystemExit(f"--node-env wants KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
+
+
+async def loop_lag(http_url: str) -> dict[float, float]:
+    """The node's ``amaro_event_loop_lag_seconds`` histogram: upper bound (s) -> cumulative count."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        text = (await http.get(f"{http_url}/metrics")).text
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith('amaro_event_loop_lag_seconds_bucket{le="'):
+            bound, _, count = line[len('amaro_event_loop_lag_seconds_bucket{le="'):].partition('"} ')
+            out[float(bound)] = float(count)
+    return out
+
+
+def lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """What the loop-lag histogram saw between two scrapes: samples (one per 25 ms), how many came
+    more than 5 and 20 ms late, and the bucket holding the 99th percentile."""
+    delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    if not total:
+        return {"samples": 0}
+    p99 = next((b for b, n in delta.items() if n >= 0.99 * total), float("inf"))
+    return {"samples": int(total), "late_over_5ms": int(total - delta.get(0.005, 0.0)),
+            "late_over_20ms": int(total - delta.get(0.02, 0.0)),
+            "p99_at_most_ms": None if p99 == float("inf") else p99 * 1000}

@@ -38,7 +38,7 @@ import httpx
 import psutil
 import websockets
 
-from loadtests.cluster import Cluster, Hub, cpu_seconds, node_env, percentile
+from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, percentile
 from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
 from loadtests.report import emit
 from realtime.channels import create_room
@@ -290,6 +290,21 @@ class CpuMeter:
                 "machine_percent_of_all_cores": round(100 * (self._busy() - self.busy) / wall / cores, 1)}
 
 
+class LagMeter:
+    """The hubs' event-loop lag (``amaro_event_loop_lag_seconds``) between ``start()`` and ``stop()``."""
+
+    def __init__(self, hubs: Sequence[Hub]) -> None:
+        self.hubs = list(hubs)
+        self._at: list[dict[float, float]] = []
+
+    async def start(self) -> None:
+        self._at = [await loop_lag(h.http_url) for h in self.hubs]
+
+    async def stop(self) -> dict[str, Any]:
+        return {h.node_id: lag_summary(before, await loop_lag(h.http_url))
+                for h, before in zip(self.hubs, self._at, strict=True)}
+
+
 class RssSampler:
     """Max resident memory of each hub (with its children) sampled every ``every_s``."""
 
@@ -340,9 +355,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await chat.run(None, args.warmup_seconds)  # connection pools and caches warm up; not measured
         rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in [*cluster.hubs, *cluster.ingests]}
         meter = CpuMeter([h.ps() for h in cluster.hubs])
+        lag = LagMeter(cluster.hubs)
+        await lag.start()
         meter.start()
         baseline = await chat.run(None, args.baseline_seconds)
         baseline["cpu"] = meter.stop()
+        lag_before = await lag.stop()
 
         uploaders = await cluster.seed_users(args.uploads)
         size = int(args.size_mb * MB)
@@ -354,6 +372,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         meter.start()
+        await lag.start()
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             future = loop.run_in_executor(pool, upload_process, jobs)
             future.add_done_callback(lambda _: done.set())
@@ -366,11 +385,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             wall = time.monotonic() - started
             during = await chat_task
             during["cpu"] = meter.stop()
+            during["hub_loop_lag"] = await lag.stop()
         rss_max = await sampler.stop()
         meter.start()
         after = await chat.run(None, args.baseline_seconds)
         after_cpu = meter.stop()
-        baseline = merge_phases(baseline, after) | {"cpu_before": baseline["cpu"], "cpu_after": after_cpu}
+        baseline = merge_phases(baseline, after) | {"cpu_before": baseline["cpu"], "cpu_after": after_cpu,
+                                                    "hub_loop_lag_before": lag_before}
         await close_chat(chat)
         for phase in (baseline, during):
             phase.pop("_latencies", None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import signal
 from collections.abc import Callable, Sequence
@@ -62,7 +61,7 @@ class Limits:
     threads: int = 2
     nice: int = 10
     max_memory_bytes: int = 8 * 1024**3
-    ladder_cpus: str = ""  # taskset CPU list of the phase-2 ladder encode ("": any); see encoder_cpus()
+    ladder_cpus: str = ""  # taskset CPU list of the phase-2 ladder encode ("": any); realtime/cpus.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,60 +115,6 @@ def child_env() -> dict[str, str]:
         "LC_ALL": "C",
         "GCONV_PATH": "/nonexistent-amaro-gconv",
     }
-
-
-_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-
-
-def encoder_cpus(setting: str = "auto", available: Sequence[int] | None = None) -> str:
-    """The CPUs the phase-2 ladder encode may use, as a taskset list ("" for any).
-
-    ``auto`` keeps the first available CPU free of it when there are two or more. Phase 2 is the
-    long encode (tens of seconds); the probe, the complexity sample and phase 1 are short and
-    decide the time to "good enough", so they keep every CPU (at SCHED_IDLE). SCHED_IDLE
-    alone is not enough: measured on a 2-vCPU VM, two SCHED_IDLE spinners raised a PostgreSQL plus
-    Redis round trip from p99 1.5 ms to 6.3 ms, and one spinner pinned to the second CPU left it at
-    0.75 ms. One core is the price on a dedicated worker machine; ``all`` pays nothing, or name a list.
-    """
-    setting = setting.strip().lower()
-    if setting == "all":
-        return ""
-    if setting not in ("", "auto"):
-        if not _CPU_LIST.match(setting):
-            raise ValueError(f"AMARO_NARA_LADDER_CPUS must be auto, all or a CPU list like 1-3, got {setting!r}")
-        return setting
-    cpus = sorted(available if available is not None else _affinity())
-    return ",".join(map(str, cpus[1:])) if len(cpus) >= 2 else ""
-
-
-def parse_cpus(cpus: str) -> set[int]:
-    """A taskset list ("1-3,6") as a set of CPU numbers."""
-    out: set[int] = set()
-    for part in filter(None, cpus.split(",")):
-        first, _, last = part.partition("-")
-        out.update(range(int(first), int(last or first) + 1))
-    return out
-
-
-def pin(pid: int, cpus: str) -> bool:
-    """Move a running child (every thread of it) onto ``cpus``; threads it starts later inherit
-    the mask. Best effort: False when the child is gone or the call is refused."""
-    if not cpus or not hasattr(os, "sched_setaffinity"):
-        return False
-    mask = parse_cpus(cpus)
-    try:
-        for _ in range(2):  # a thread started during the first pass is caught by the second
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.sched_setaffinity(int(tid), mask)
-    except OSError:
-        return False
-    return True
-
-
-def _affinity() -> list[int]:
-    getter = getattr(os, "sched_getaffinity", None)
-    return sorted(getter(0)) if getter is not None else list(range(os.cpu_count() or 1))
 
 
 def _prefix(nice: int, max_memory_bytes: int, cpus: str = "") -> list[str]:

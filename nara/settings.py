@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nara.guard import Limits, encoder_cpus
+from nara.guard import Limits
 from nara.keys import NaraKeys
 from nara.planner import Policy
 from realtime.config import env_float as _float
 from realtime.config import env_int as _int
+from realtime.cpus import background_cpus
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ class NaraSettings:
             threads=_int(env, "AMARO_NARA_THREADS", base.limits.threads),
             nice=_int(env, "AMARO_NARA_NICE", base.limits.nice),
             max_memory_bytes=_int(env, "AMARO_NARA_MAX_MEMORY_BYTES", base.limits.max_memory_bytes),
-            ladder_cpus=encoder_cpus(env.get("AMARO_NARA_LADDER_CPUS", "auto")),
+            # The long encodes keep off the first CPU (realtime/cpus.py).
+            ladder_cpus=background_cpus(env.get("AMARO_NARA_LADDER_CPUS", "auto"), name="AMARO_NARA_LADDER_CPUS"),
         )
         crf = _int(env, "AMARO_NARA_CRF", base.policy.crf)
         policy = Policy(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
 
 import structlog
 import uvicorn
 from prometheus_client import start_http_server
 
+from realtime import looplag
 from realtime.app import NodeParts, build_app
 from realtime.config import Settings, env_bool, env_int, env_str
+from realtime.cpus import background_cpus, pin
 from realtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -75,6 +78,18 @@ def uvicorn_config(app: object, settings: Settings) -> uvicorn.Config:
     )
 
 
+@contextlib.asynccontextmanager
+async def _watching_loop() -> AsyncIterator[None]:
+    """``amaro_event_loop_lag_seconds`` for as long as the server runs (looplag.py)."""
+    task = asyncio.create_task(looplag.watch(), name="loop-lag")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def serve_hub(settings: Settings) -> int:
     """A hub node: sockets, the auth API and (unless ``AMARO_HUB_UPLOADS=0``) the upload path."""
     services = await Services.open(settings)
@@ -82,16 +97,21 @@ async def serve_hub(settings: Settings) -> int:
         parts = await NodeParts.open(settings, services, uploads=env_bool(os.environ, "AMARO_HUB_UPLOADS", True))
         server = DrainingServer(uvicorn_config(build_app(parts), settings), parts.drain, settings.drain_timeout_s)
         log.info("node_starting", role="hub", node=settings.node_id, host=settings.host, port=settings.port)
-        await server.serve()
+        async with _watching_loop():
+            await server.serve()
     finally:
         await services.close()
     return 0
 
 
 async def serve_ingest(settings: Settings) -> int:
-    """An upload-only node, scaled apart from the hubs."""
+    """An upload-only node, scaled apart from the hubs. On a machine it shares with hubs it keeps
+    off their CPU (``AMARO_INGEST_CPUS``, auto: every CPU but the first; realtime/cpus.py)."""
     from media.app import build_ingest_app, drain_uploads
 
+    cpus = background_cpus(env_str(os.environ, "AMARO_INGEST_CPUS", "auto"), name="AMARO_INGEST_CPUS")
+    if cpus and pin(0, cpus):
+        log.info("ingest_cpus", cpus=cpus)
     app = build_ingest_app(settings)
 
     async def drain() -> None:
@@ -101,7 +121,8 @@ async def serve_ingest(settings: Settings) -> int:
 
     server = DrainingServer(uvicorn_config(app, settings), drain, settings.drain_timeout_s)
     log.info("node_starting", role="ingest", node=settings.node_id, host=settings.host, port=settings.port)
-    await server.serve()
+    async with _watching_loop():
+        await server.serve()
     return 0
 
 

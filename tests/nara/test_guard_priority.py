@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
-from nara.guard import Limits, encoder_cpus, pin, run_guarded
+from nara.guard import Limits, run_guarded
 from nara.settings import NaraSettings
 from nara.transcode import run_ffmpeg
+from realtime.cpus import background_cpus, pin
 
 PROBE = "import os; print(os.sched_getscheduler(0), os.nice(0))"
 
@@ -33,19 +34,21 @@ AFFINITY = "import os; print(','.join(map(str, sorted(os.sched_getaffinity(0))))
 
 
 def test_auto_keeps_the_first_cpu_free_and_all_or_a_list_override() -> None:
-    assert encoder_cpus("auto", [0, 1]) == "1"
-    assert encoder_cpus("", [2, 3, 5]) == "3,5"
-    assert encoder_cpus("auto", [0]) == ""  # one CPU: nothing to keep free
-    assert encoder_cpus("all", [0, 1]) == ""
-    assert encoder_cpus("1-3,6", [0, 1]) == "1-3,6"
+    assert background_cpus("auto", [0, 1]) == "1"
+    assert background_cpus("", [2, 3, 5]) == "3,5"
+    assert background_cpus("auto", [0]) == ""  # one CPU: nothing to keep free
+    assert background_cpus("all", [0, 1]) == ""
+    assert background_cpus("1-3,6", [0, 1]) == "1-3,6"
     with pytest.raises(ValueError, match="AMARO_NARA_LADDER_CPUS"):
-        encoder_cpus("1;rm -rf /", [0, 1])
+        background_cpus("1;rm -rf /", [0, 1], name="AMARO_NARA_LADDER_CPUS")
+    with pytest.raises(ValueError, match="AMARO_NARA_LADDER_CPUS"):
+        NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "1 2"})
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
                     reason="needs two CPUs and taskset")
 async def test_children_run_only_on_the_encoder_cpus() -> None:
-    cpus = encoder_cpus("auto")
+    cpus = background_cpus("auto")
     done = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10, cpus=cpus)
     assert done.stdout.decode().strip() == cpus
     unpinned = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10)
@@ -60,7 +63,7 @@ def test_settings_read_amaro_nara_ladder_cpus() -> None:
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
                     reason="needs two CPUs and taskset")
 async def test_only_the_ladder_encode_is_pinned() -> None:
-    limits = Limits(ladder_cpus=encoder_cpus("auto"))
+    limits = Limits(ladder_cpus=background_cpus("auto"))
     everything = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     ladder = await run_ffmpeg([sys.executable, "-c", AFFINITY], timeout_s=10, limits=limits, what="t", ladder=True)
     phase1 = await run_ffmpeg([sys.executable, "-c", AFFINITY], timeout_s=10, limits=limits, what="t")
@@ -89,7 +92,7 @@ stop.set()
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 async def test_a_running_encode_moves_with_all_its_threads() -> None:
-    cpus = encoder_cpus("auto")
+    cpus = background_cpus("auto")
     pids: list[int] = []
     task = asyncio.create_task(run_guarded([sys.executable, "-c", THREADED], timeout_s=10, nice=10,
                                            on_start=pids.append))

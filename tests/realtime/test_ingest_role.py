@@ -1,0 +1,68 @@
+"""``amaro ingest``: an upload-only node that keeps off the first CPU on a shared machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from realtime.config import Settings
+from realtime.cpus import background_cpus, parse_cpus
+from tests.conftest import TEST_TOKEN_SECRET, free_port
+
+
+def start(settings: Settings, tmp: Path, cpus: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AMARO_")},
+        "AMARO_ENV": "test", "AMARO_PORT": str(port), "AMARO_NODE_ID": "ingest-test",
+        "AMARO_REDIS_URL": settings.redis_url, "AMARO_DATABASE_URL": settings.database_url,
+        "AMARO_TOKEN_SECRET": TEST_TOKEN_SECRET, "AMARO_LOG_LEVEL": "warning", "AMARO_DATA_DIR": str(tmp),
+        "AMARO_INGEST_CPUS": cpus,
+    }
+    log = (tmp / "ingest.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "realtime.cli", "ingest"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT), port
+
+
+async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/readyz", timeout=1)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"ingest not ready:\n{log.read_text()}")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+async def test_ingest_serves_uploads_off_the_first_cpu(settings: Settings, tmp_path: Path) -> None:
+    process, port = start(settings, tmp_path, "auto")
+    try:
+        await wait_ready(process, port, tmp_path / "ingest.log")
+        async with httpx.AsyncClient() as http:
+            options = await http.options(f"http://127.0.0.1:{port}/uploads/")
+        assert options.headers["tus-version"] == "1.0.0"
+        expected = parse_cpus(background_cpus("auto"))
+        threads = psutil.Process(process.pid).threads()
+        assert threads and all(set(os.sched_getaffinity(t.id)) == expected for t in threads)
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_a_malformed_cpu_list_stops_the_node_with_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    process, _ = start(settings, tmp_path, "0;1")
+    assert process.wait(30) != 0
+    assert "AMARO_INGEST_CPUS must be auto, all or a CPU list" in (tmp_path / "ingest.log").read_text()
