@@ -57,7 +57,8 @@ async def measure(src: Path, workdir: Path, probe: Probe, tools: Tools, limits: 
     out = workdir / "complexity.h264"
     argv = sample_args(tools, src, out, probe, limits.threads)
     done = await run_guarded(argv, timeout_s=limits.probe_timeout_s * 2, nice=limits.nice,
-                             max_memory_bytes=limits.max_memory_bytes)
+                             # after good enough, off its path: background CPUs like the ladder
+                             max_memory_bytes=limits.max_memory_bytes, cpus=limits.ladder_cpus)
     size = await asyncio.to_thread(lambda: out.stat().st_size if out.exists() else 0)
     await asyncio.to_thread(out.unlink, True)
     if done.returncode != 0 or size == 0:
