@@ -2,18 +2,24 @@
 
 SCHED_IDLE and nice are not enough on their own: measured on a 2-vCPU VM, two SCHED_IDLE spinners
 raised a PostgreSQL plus Redis round trip from p99 1.5 ms to 6.3 ms, and one spinner pinned to the
-second CPU left it at 0.75 ms (a fully busy vCPU wakes its waiting tasks late, whatever their
-priority). So bulk work (NARA's ladder encodes, an ingest node's upload handling) keeps off the
-first CPU by default: ``auto`` means every CPU of the process's affinity set but the first, when
-there are two or more; ``all`` means no restriction; or a taskset-style list such as ``1-3,6``.
-On a dedicated machine one core is the price of ``auto``; ``all`` pays nothing.
+second CPU left it at 0.75-3.5 ms (a fully busy vCPU wakes its waiting tasks late, whatever their
+priority; an x264 encode pinned there still left 5.5 ms, see docs/nara.md). So bulk work (NARA's
+ladder encodes, an ingest node's upload handling) keeps off the first CPU by default: ``auto``
+means every CPU of the process's affinity set but the first, when there are two or more; ``all``
+means no restriction; or a taskset-style list such as ``1-3,6``. On a dedicated machine one core
+is the price of ``auto``; ``all`` pays nothing. ``lower_thread_priority`` is the other half:
+nice 19 and the idle I/O class for a thread (and what it starts).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import platform
 import re
+import sys
+import threading
 from collections.abc import Sequence
 
 _CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
@@ -62,3 +68,31 @@ def pin(pid: int, cpus: str) -> bool:
 def _affinity() -> list[int]:
     getter = getattr(os, "sched_getaffinity", None)
     return sorted(getter(0)) if getter is not None else list(range(os.cpu_count() or 1))
+
+
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314}  # syscall numbers
+_IOPRIO_WHO_PROCESS = 1  # with id 0: the calling thread
+_IOPRIO_CLASS_IDLE = 3
+_IOPRIO_CLASS_SHIFT = 13
+BACKGROUND_NICE = 19
+
+
+def lower_thread_priority() -> list[str]:
+    """Lower the calling thread's CPU priority (nice 19) and I/O class (idle, as ``ionice -c 3``:
+    the mq-deadline and BFQ schedulers serve every other class first, with aging so it is never
+    starved for good). Threads and children it starts later inherit both. Returns what was applied."""
+    applied: list[str] = []
+    if not sys.platform.startswith("linux"):
+        return applied
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)  # Linux: a thread id names one thread
+        applied.append("nice")
+    except OSError:
+        pass
+    number = _IOPRIO_SET.get(platform.machine())
+    if number is not None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT) == 0:
+            applied.append("ioprio_idle")
+    return applied

@@ -73,8 +73,7 @@ class Presence:
             return []
         expiry = _ms() + int(self.config.ttl_s * 1000)
         back: list[tuple[str, str]] = []
-        for i, part in enumerate(pacing.slices(entries)):  # a chore: sliced (pacing.py)
-            await pacing.pause(i)
+        async for part in pacing.sliced(entries):  # a chore: sliced (pacing.py)
             started = time.perf_counter()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for ch, user, conn in part:
@@ -101,8 +100,7 @@ class Presence:
             return []
         now = _ms()
         gone: list[tuple[str, str]] = []
-        for i, part in enumerate(pacing.slices(channels)):  # a chore: sliced (pacing.py)
-            await pacing.pause(i)
+        async for part in pacing.sliced(channels):  # a chore: sliced (pacing.py)
             started = time.perf_counter()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for ch in part:

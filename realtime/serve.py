@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from realtime import looplag
 from realtime.app import NodeParts, build_app
 from realtime.config import Settings, env_bool, env_int, env_str
-from realtime.cpus import background_cpus, pin
+from realtime.cpus import background_cpus, lower_thread_priority, pin
 from realtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -130,7 +130,6 @@ async def serve_worker(settings: Settings) -> int:
     """A NARA-1r worker: jobs from the Redis Streams consumer group, originals decrypted from the
     media store, outputs stored back, events to the uploader through the hubs' fan-out."""
     from media.app import close_media, open_media
-    from media.background import lower_thread_priority
     from media.originals import NaraStore
     from nara.catalog import PgCatalog
     from nara.settings import NaraSettings
@@ -141,7 +140,7 @@ async def serve_worker(settings: Settings) -> int:
     if nara_settings.limits.nice > 0:
         # A worker is bulk work through and through: its own reads, decryption and writes of
         # originals and outputs go to the disk and CPU after everything else (nice 19, idle I/O
-        # class; media/background.py). Threads and children started from here inherit both.
+        # class; realtime/cpus.py). Threads and children started from here inherit both.
         log.info("worker_priority_lowered", applied=lower_thread_priority())
     metrics_port = env_int(os.environ, "AMARO_WORKER_METRICS_PORT", 0)
     if metrics_port:
