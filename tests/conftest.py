@@ -12,13 +12,16 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
@@ -143,6 +146,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def wait_answering(process: subprocess.Popen[bytes], url: str, describe: Callable[[], str],
+                         timeout_s: float = 30.0) -> None:
+    """Poll ``url`` until it answers 200 from a node started as ``process``. RuntimeError, with
+    ``describe()`` (its log), when the process exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"exited with {process.returncode}:\n{describe()}")
+            try:
+                if (await http.get(url, timeout=1)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s}s:\n{describe()}")
 
 
 @dataclass(frozen=True)

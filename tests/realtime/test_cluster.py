@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 
 from protocol import frames as F
 from realtime.config import Settings
 from realtime.services import Services
-from tests.conftest import TEST_TOKEN_SECRET, free_port
+from tests.conftest import TEST_TOKEN_SECRET, free_port, wait_answering
 from tests.realtime.conftest import follow, make_user
 from tests.realtime.wsclient import Client
 
@@ -67,19 +66,12 @@ async def start_node(settings: Settings, node_id: str, tmp: str) -> NodeProcess:
     log = open(os.path.join(tmp, f"{node_id}.log"), "wb")
     process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "hub"], env=env, stdout=log, stderr=log)
     node = NodeProcess(node_id, port, process)
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"node {node_id} exited with {process.returncode}")
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200:
-                    return node
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    node.kill()
-    raise RuntimeError(f"node {node_id} did not start")
+    try:
+        await wait_answering(process, f"http://127.0.0.1:{port}/healthz", lambda: f"node {node_id}")
+    except RuntimeError:
+        node.kill()
+        raise
+    return node
 
 
 @pytest_asyncio.fixture(loop_scope="session")

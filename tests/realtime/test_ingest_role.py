@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from realtime.config import Settings
 from realtime.cpus import background_cpus, parse_cpus
-from tests.conftest import TEST_TOKEN_SECRET, free_port
+from tests.conftest import TEST_TOKEN_SECRET, free_port, wait_answering
 
 
 def start(settings: Settings, tmp: Path, cpus: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -32,25 +30,11 @@ def start(settings: Settings, tmp: Path, cpus: str) -> tuple[subprocess.Popen[by
                             stderr=subprocess.STDOUT), port
 
 
-async def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/readyz", timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"ingest not ready:\n{log.read_text()}")
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 async def test_ingest_serves_uploads_off_the_first_cpu(settings: Settings, tmp_path: Path) -> None:
     process, port = start(settings, tmp_path, "auto")
     try:
-        await wait_ready(process, port, tmp_path / "ingest.log")
+        await wait_answering(process, f"http://127.0.0.1:{port}/readyz", (tmp_path / "ingest.log").read_text)
         async with httpx.AsyncClient() as http:
             options = await http.options(f"http://127.0.0.1:{port}/uploads/")
         assert options.headers["tus-version"] == "1.0.0"
