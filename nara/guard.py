@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
+from realtime.cpus import background_policy
 
 # Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
 # concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
@@ -59,7 +60,7 @@ class Limits:
     probe_timeout_s: float = 10.0
     probe_output_cap: int = 1024 * 1024
     threads: int = 2
-    nice: int = 10
+    nice: int = 19
     max_memory_bytes: int = 8 * 1024**3
     ladder_cpus: str = ""  # taskset CPU list of the phase-2 ladder encode ("": any); realtime/cpus.py
 
@@ -125,9 +126,7 @@ def _prefix(nice: int, max_memory_bytes: int, cpus: str = "") -> list[str]:
     if cpus and taskset:
         prefix += [taskset, "-c", cpus]
     if nice > 0 and chrt:
-        # SCHED_IDLE: the encoder only gets CPU no normal task wants. A niceness alone still left
-        # ffmpeg about 1.5% of the weight per thread, enough to add tens of ms to chat on 2 cores.
-        prefix += [chrt, "--idle", "0"]
+        prefix += [chrt, f"--{background_policy(bool(cpus))}", "0"]
     if nice > 0 and nice_bin:
         prefix += [nice_bin, "-n", str(nice)]
     if max_memory_bytes > 0 and prlimit:
@@ -171,7 +170,7 @@ async def run_guarded(
     argv: Sequence[str],
     *,
     timeout_s: float,
-    nice: int = 10,
+    nice: int = 19,
     max_memory_bytes: int = 0,
     cpus: str = "",
     stdout_cap: int = 1024 * 1024,
