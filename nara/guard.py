@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
-from realtime.cpus import background_policy
+from realtime.cpus import BACKGROUND_POLICY
 
 # Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
 # concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
@@ -126,7 +126,7 @@ def _prefix(nice: int, max_memory_bytes: int, cpus: str = "") -> list[str]:
     if cpus and taskset:
         prefix += [taskset, "-c", cpus]
     if nice > 0 and chrt:
-        prefix += [chrt, f"--{background_policy(bool(cpus))}", "0"]
+        prefix += [chrt, f"--{BACKGROUND_POLICY}", "0"]
     if nice > 0 and nice_bin:
         prefix += [nice_bin, "-n", str(nice)]
     if max_memory_bytes > 0 and prlimit:

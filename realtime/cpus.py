@@ -5,21 +5,16 @@ default: ``auto`` means every CPU of the process's affinity set but the first, w
 more; ``all`` means no restriction; or a taskset-style list such as ``1-3,6``. On a dedicated
 machine one core is the price of ``auto``; ``all`` pays nothing.
 
-The policy depends on that placement (``background_policy``), measured on the 2-vCPU VM with a
-ladder-like x264 encode pinned to the second CPU and a PostgreSQL commit plus Redis XADD probed 50
-times a second (p99 1.30 ms with no encode):
-
-- SCHED_IDLE: p99 4.0 ms. A normal task woken on the encoder's CPU (say the WAL writer, when its
-  fsync completes) sometimes waits for the next scheduler tick, up to 4 ms, before the idle-class
-  encoder gives way (``perf sched timehist``: 2.4-3.0 ms delays, each ending on a tick).
-- SCHED_BATCH at nice 19: p99 1.29 ms, as if the encoder were not there.
-
-Unconfined, SCHED_IDLE is still the better of the two: at nice 19 alone each of ffmpeg's threads
-keeps about 1.5% of the weight, enough to add tens of ms to chat on 2 cores. So bulk work starts
-idle-class anywhere and batch-class on its own CPUs, and ``pin`` switches the policy when it moves
-a running process there. ``lower_thread_priority`` is the in-process half: nice 19 and the idle
-I/O class for a thread (and what it starts).
+Bulk work runs SCHED_BATCH at nice 19 (``BACKGROUND_POLICY``), not SCHED_IDLE. Measured on the
+2-vCPU VM with a ladder-like x264 encode pinned to the second CPU and a PostgreSQL commit plus Redis
+XADD probed 50 times a second (p99 1.30 ms with no encode): SCHED_IDLE 4.0 ms, SCHED_BATCH nice 19
+1.29 ms. A normal task woken on an idle-class encoder's CPU (say the WAL writer, when its fsync
+completes) sometimes waits for the next scheduler tick, up to 4 ms, before the encoder gives way
+(``perf sched timehist``: 2.4-3.0 ms delays, each ending on a tick). Phase 1 runs unconfined until
+good enough, and batch suits it too (docs/nara.md). ``lower_thread_priority`` is the in-process half: nice 19
+and the idle I/O class for a thread (and what it starts).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,30 +52,18 @@ def parse_cpus(cpus: str) -> set[int]:
     return out
 
 
-def background_policy(confined: bool) -> str:
-    """The scheduling policy for bulk work, as ``chrt`` names it: ``batch`` on CPUs of its own
-    (``confined``), ``idle`` where it shares CPUs with latency-sensitive tasks (module docstring)."""
-    return "batch" if confined else "idle"
-
-
 def pin(pid: int, cpus: str) -> bool:
     """Move a running process (every thread of it; 0 for this one) onto ``cpus``; threads it
-    starts later inherit the mask. Threads running SCHED_IDLE become SCHED_BATCH, the policy for
-    confined work (``background_policy``). Best effort: False when it is gone or the affinity call
-    is refused; a refused policy change (an unprivileged process cannot leave SCHED_IDLE unless
-    RLIMIT_NICE allows its niceness) keeps SCHED_IDLE."""
+    starts later inherit the mask. Best effort: False when it is gone or the call is refused."""
     if not cpus or not hasattr(os, "sched_setaffinity"):
         return False
     mask = parse_cpus(cpus)
     tasks = f"/proc/{pid or 'self'}/task"
     try:
         for _ in range(2):  # a thread started during the first pass is caught by the second
-            for tid in map(int, os.listdir(tasks)):
+            for tid in os.listdir(tasks):
                 with contextlib.suppress(ProcessLookupError):
-                    os.sched_setaffinity(tid, mask)
-                with contextlib.suppress(OSError):
-                    if os.sched_getscheduler(tid) == os.SCHED_IDLE:
-                        os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+                    os.sched_setaffinity(int(tid), mask)
     except OSError:
         return False
     return True
@@ -96,6 +79,7 @@ _IOPRIO_WHO_PROCESS = 1  # with id 0: the calling thread
 _IOPRIO_CLASS_IDLE = 3
 _IOPRIO_CLASS_SHIFT = 13
 BACKGROUND_NICE = 19
+BACKGROUND_POLICY = "batch"  # as chrt names it; see the module docstring
 
 
 def lower_thread_priority() -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import shutil
 import sys
 
@@ -18,10 +17,12 @@ from realtime.cpus import background_cpus, pin
 PROBE = "import os; print(os.sched_getscheduler(0), os.nice(0))"
 
 
-async def test_children_run_sched_idle_and_niced() -> None:
+async def test_children_run_sched_batch_and_niced() -> None:
+    # SCHED_BATCH, not SCHED_IDLE: on an idle-class encoder's CPU a woken normal task sometimes
+    # waited for the next tick (realtime/cpus.py).
     done = await run_guarded([sys.executable, "-c", PROBE], timeout_s=10, nice=10)
     policy, niceness = (int(v) for v in done.stdout.split())
-    assert policy == os.SCHED_IDLE
+    assert policy == os.SCHED_BATCH
     assert niceness == os.nice(0) + 10
 
 
@@ -52,9 +53,6 @@ async def test_children_run_only_on_the_encoder_cpus() -> None:
     cpus = background_cpus("auto")
     done = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10, cpus=cpus)
     assert done.stdout.decode().strip() == cpus
-    confined = await run_guarded([sys.executable, "-c", PROBE], timeout_s=10, nice=10, cpus=cpus)
-    policy, niceness = (int(v) for v in confined.stdout.split())
-    assert (policy, niceness) == (os.SCHED_BATCH, os.nice(0) + 10)  # on its own CPUs: batch, not idle
     unpinned = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10)
     assert unpinned.stdout.decode().strip() == ",".join(map(str, sorted(os.sched_getaffinity(0))))
 
@@ -89,9 +87,7 @@ while time.monotonic() < deadline and any(m == full for m in masks().values()):
     time.sleep(0.02)  # until the parent has moved every thread
 late = threading.Thread(target=stop.wait)
 late.start()  # a thread started after the move inherits the mask
-policies = {os.sched_getscheduler(int(tid)) for tid in os.listdir("/proc/self/task")}
-print(len(masks()), ";".join(sorted({",".join(map(str, m)) for m in masks().values()})),
-      ",".join(map(str, sorted(policies))))
+print(len(masks()), ";".join(sorted({",".join(map(str, m)) for m in masks().values()})))
 stop.set()
 """
 
@@ -105,12 +101,5 @@ async def test_a_running_encode_moves_with_all_its_threads() -> None:
     await asyncio.sleep(0.3)
     assert pin(pids[0], cpus)
     done = await task
-    threads, masks, policies = done.stdout.decode().split()
+    threads, masks = done.stdout.decode().split()
     assert int(threads) == 5 and masks == cpus
-    # Confined now, every thread leaves SCHED_IDLE for SCHED_BATCH (where it may: see pin).
-    assert policies == str(os.SCHED_BATCH if may_leave_idle(10) else os.SCHED_IDLE)
-
-
-def may_leave_idle(nice: int) -> bool:
-    """Whether this process's children may switch from SCHED_IDLE to SCHED_BATCH (sched(7))."""
-    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - (os.nice(0) + nice)
