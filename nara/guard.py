@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
-from realtime.cpus import BACKGROUND_POLICY
+from realtime.cpus import lower_child
 
 # Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
 # concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
@@ -118,17 +119,12 @@ def child_env() -> dict[str, str]:
     }
 
 
-def _prefix(nice: int, max_memory_bytes: int, cpus: str = "") -> list[str]:
+def _prefix(max_memory_bytes: int, cpus: str = "") -> list[str]:
     """Wrappers from util-linux/coreutils, each applied only where present on the host."""
     prefix: list[str] = []
-    nice_bin, setpriv, prlimit = shutil.which("nice"), shutil.which("setpriv"), shutil.which("prlimit")
-    chrt, taskset = shutil.which("chrt"), shutil.which("taskset")
+    setpriv, prlimit, taskset = shutil.which("setpriv"), shutil.which("prlimit"), shutil.which("taskset")
     if cpus and taskset:
         prefix += [taskset, "-c", cpus]
-    if nice > 0 and chrt:
-        prefix += [chrt, f"--{BACKGROUND_POLICY}", "0"]
-    if nice > 0 and nice_bin:
-        prefix += [nice_bin, "-n", str(nice)]
     if max_memory_bytes > 0 and prlimit:
         # A hostile file must not be able to take the machine's memory from the hub.
         prefix += [prlimit, f"--as={max_memory_bytes}", "--"]
@@ -184,8 +180,12 @@ async def run_guarded(
     ``stdout`` overflow is reported as a non-zero return code (-1) so callers never parse a cut
     JSON document.
     """
+    # Background scheduling (realtime/cpus.py) is set in the child before exec: chrt cannot give
+    # SCHED_BATCH its long slice, and setting it after the spawn would race the tool's threads.
+    lower = functools.partial(lower_child, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)) if nice > 0 else None
     proc = await asyncio.create_subprocess_exec(
-        *_prefix(nice, max_memory_bytes, cpus), *argv,
+        *_prefix(max_memory_bytes, cpus), *argv,
+        preexec_fn=lower,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

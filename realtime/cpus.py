@@ -5,14 +5,17 @@ default: ``auto`` means every CPU of the process's affinity set but the first, w
 more; ``all`` means no restriction; or a taskset-style list such as ``1-3,6``. On a dedicated
 machine one core is the price of ``auto``; ``all`` pays nothing.
 
-Bulk work runs SCHED_BATCH at nice 19 (``BACKGROUND_POLICY``), not SCHED_IDLE. Measured on the
+Bulk work runs SCHED_BATCH at nice 19 (``background_scheduling``), not SCHED_IDLE. Measured on the
 2-vCPU VM with a ladder-like x264 encode pinned to the second CPU and a PostgreSQL commit plus Redis
 XADD probed 50 times a second (p99 1.30 ms with no encode): SCHED_IDLE 4.0 ms, SCHED_BATCH nice 19
 1.29 ms. A normal task woken on an idle-class encoder's CPU (say the WAL writer, when its fsync
 completes) sometimes waits for the next scheduler tick, up to 4 ms, before the encoder gives way
 (``perf sched timehist``: 2.4-3.0 ms delays, each ending on a tick). Phase 1 runs unconfined until
-good enough, and batch suits it too (docs/nara.md). ``lower_thread_priority`` is the in-process half: nice 19
-and the idle I/O class for a thread (and what it starts).
+good enough, and batch suits it too (docs/nara.md). ``lower_thread_priority`` is the in-process half
+for a thread (and what it starts): SCHED_BATCH, nice 19 and the longest slice, and the idle I/O
+class. The slice matters for threads that run long bursts (an ingest node's writer threads ran
+2.6-8 ms at a time and a woken hub waited up to 3.6 ms behind them; with the long slice, hub waits
+over 0.5 ms fell from 36 to 16 in 15 s of the uploads benchmark, over 2 ms from 13 to 5).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import ctypes
 import os
 import platform
 import re
+import struct
 import sys
 import threading
 from collections.abc import Sequence
@@ -78,8 +82,13 @@ _IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314}  # sysc
 _IOPRIO_WHO_PROCESS = 1  # with id 0: the calling thread
 _IOPRIO_CLASS_IDLE = 3
 _IOPRIO_CLASS_SHIFT = 13
+_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "i686": 351, "armv7l": 380}
+_SCHED_ATTR = struct.Struct("IIQiIQQQII")  # struct sched_attr, SCHED_ATTR_SIZE_VER1 (56 bytes)
 BACKGROUND_NICE = 19
-BACKGROUND_POLICY = "batch"  # as chrt names it; see the module docstring
+# The longest slice Linux (6.12+) accepts. A task woken with a shorter slice, every normal one,
+# may then preempt the background thread at once instead of waiting out its slice to the next
+# tick (EEVDF's run-to-parity protects a running task's slice only against longer-slice wakers).
+BACKGROUND_SLICE_NS = 100_000_000
 
 
 def lower_thread_priority() -> list[str]:
@@ -90,14 +99,42 @@ def lower_thread_priority() -> list[str]:
     if not sys.platform.startswith("linux"):
         return applied
     tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)  # Linux: a thread id names one thread
-        applied.append("nice")
-    except OSError:
-        pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    if background_scheduling(tid, libc):
+        applied += ["nice", "batch", "long_slice"]
+    else:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)  # Linux: a thread id names one thread
+            applied.append("nice")
+        except OSError:
+            pass
     number = _IOPRIO_SET.get(platform.machine())
     if number is not None:
-        libc = ctypes.CDLL(None, use_errno=True)
         if libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT) == 0:
             applied.append("ioprio_idle")
     return applied
+
+
+def background_scheduling(tid: int, libc: ctypes.CDLL | None = None, *, nice: int = BACKGROUND_NICE) -> bool:
+    """SCHED_BATCH, niceness ``nice`` and the longest slice for one thread (0: the calling one), in
+    one ``sched_setattr``; threads and processes it starts later inherit all three. False where the
+    call is missing or refused (kernels before 6.12 refuse the slice: EINVAL)."""
+    number = _SCHED_SETATTR.get(platform.machine())
+    if number is None or not sys.platform.startswith("linux"):
+        return False
+    libc = libc or ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(_SCHED_ATTR.pack(
+        _SCHED_ATTR.size, os.SCHED_BATCH, 0, nice, 0, BACKGROUND_SLICE_NS, 0, 0, 0, 0), _SCHED_ATTR.size)
+    return bool(libc.syscall(number, tid, attr, 0) == 0)
+
+
+def lower_child(nice: int) -> None:
+    """For ``preexec_fn``: the child, between fork and exec, takes background scheduling at
+    niceness ``nice`` (absolute); where ``sched_setattr`` is refused, SCHED_BATCH and the niceness
+    without the slice."""
+    if background_scheduling(0, nice=nice):
+        return
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)

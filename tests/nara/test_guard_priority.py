@@ -12,9 +12,11 @@ import pytest
 from nara.guard import Limits, run_guarded
 from nara.settings import NaraSettings
 from nara.transcode import run_ffmpeg
-from realtime.cpus import background_cpus, pin
+from realtime.cpus import BACKGROUND_SLICE_NS, background_cpus, pin
+from tests.scheduling import background_scheduling_supported
 
 PROBE = "import os; print(os.sched_getscheduler(0), os.nice(0))"
+SLICE = "print([line.split(':')[1].strip() for line in open('/proc/self/sched') if line.startswith('se.slice')])"
 
 
 async def test_children_run_sched_batch_and_niced() -> None:
@@ -24,6 +26,14 @@ async def test_children_run_sched_batch_and_niced() -> None:
     policy, niceness = (int(v) for v in done.stdout.split())
     assert policy == os.SCHED_BATCH
     assert niceness == os.nice(0) + 10
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/sched") or not background_scheduling_supported(),
+                    reason="needs a kernel that shows and takes custom slices (Linux 6.12+)")
+async def test_children_get_the_longest_slice() -> None:
+    # So a woken hub, PostgreSQL or Redis preempts them at once instead of at the next tick.
+    done = await run_guarded([sys.executable, "-c", SLICE], timeout_s=10, nice=10)
+    assert done.stdout.decode().strip() == repr([str(BACKGROUND_SLICE_NS)])
 
 
 async def test_nice_zero_keeps_normal_scheduling() -> None:
