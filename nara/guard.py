@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import shutil
 import signal
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
-from realtime.cpus import lower_child
+from realtime.cpus import child_lowering
 
 # Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
 # concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
@@ -182,7 +181,7 @@ async def run_guarded(
     """
     # Background scheduling (realtime/cpus.py) is set in the child before exec: chrt cannot give
     # SCHED_BATCH its long slice, and setting it after the spawn would race the tool's threads.
-    lower = functools.partial(lower_child, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)) if nice > 0 else None
+    lower = child_lowering(min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)) if nice > 0 else None
     proc = await asyncio.create_subprocess_exec(
         *_prefix(max_memory_bytes, cpus), *argv,
         preexec_fn=lower,

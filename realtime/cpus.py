@@ -28,7 +28,7 @@ import re
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
@@ -119,22 +119,36 @@ def background_scheduling(tid: int, libc: ctypes.CDLL | None = None, *, nice: in
     """SCHED_BATCH, niceness ``nice`` and the longest slice for one thread (0: the calling one), in
     one ``sched_setattr``; threads and processes it starts later inherit all three. False where the
     call is missing or refused (kernels before 6.12 refuse the slice: EINVAL)."""
+    return _set_attr(tid, libc or ctypes.CDLL(None, use_errno=True), _background_attr(nice))
+
+
+def _background_attr(nice: int) -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer(_SCHED_ATTR.pack(
+        _SCHED_ATTR.size, os.SCHED_BATCH, 0, nice, 0, BACKGROUND_SLICE_NS, 0, 0, 0, 0), _SCHED_ATTR.size)
+
+
+def _set_attr(tid: int, libc: ctypes.CDLL, attr: ctypes.Array[ctypes.c_char]) -> bool:
     number = _SCHED_SETATTR.get(platform.machine())
     if number is None or not sys.platform.startswith("linux"):
         return False
-    libc = libc or ctypes.CDLL(None, use_errno=True)
-    attr = ctypes.create_string_buffer(_SCHED_ATTR.pack(
-        _SCHED_ATTR.size, os.SCHED_BATCH, 0, nice, 0, BACKGROUND_SLICE_NS, 0, 0, 0, 0), _SCHED_ATTR.size)
     return bool(libc.syscall(number, tid, attr, 0) == 0)
 
 
-def lower_child(nice: int) -> None:
-    """For ``preexec_fn``: the child, between fork and exec, takes background scheduling at
-    niceness ``nice`` (absolute); where ``sched_setattr`` is refused, SCHED_BATCH and the niceness
-    without the slice."""
-    if background_scheduling(0, nice=nice):
-        return
-    with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
+def child_lowering(nice: int) -> Callable[[], None]:
+    """A ``preexec_fn`` giving the child, between fork and exec, background scheduling at niceness
+    ``nice`` (absolute); where ``sched_setattr`` is refused, SCHED_BATCH and the niceness without the
+    slice. The library handle and the attribute block are made here, in the parent: after a fork a
+    threaded parent's child must not load libraries (dlopen's lock may be held by a thread that
+    does not exist in the child), so the child only makes system calls."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = _background_attr(nice)
+    batch = os.sched_param(0)
+
+    def lower() -> None:
+        if _set_attr(0, libc, attr):
+            return
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, batch)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return lower
