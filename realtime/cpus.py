@@ -92,22 +92,14 @@ BACKGROUND_SLICE_NS = 100_000_000
 
 
 def lower_thread_priority() -> list[str]:
-    """Lower the calling thread's CPU priority (nice 19) and I/O class (idle, as ``ionice -c 3``:
-    the mq-deadline and BFQ schedulers serve every other class first, with aging so it is never
-    starved for good). Threads and children it starts later inherit both. Returns what was applied."""
-    applied: list[str] = []
+    """Background scheduling for the calling thread (``background_scheduling``) and the idle I/O
+    class (as ``ionice -c 3``: the mq-deadline and BFQ schedulers serve every other class first,
+    with aging so it is never starved for good). Threads and children it starts later inherit them.
+    Returns what was applied."""
     if not sys.platform.startswith("linux"):
-        return applied
-    tid = threading.get_native_id()
+        return []
     libc = ctypes.CDLL(None, use_errno=True)
-    if background_scheduling(tid, libc):
-        applied += ["nice", "batch", "long_slice"]
-    else:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)  # Linux: a thread id names one thread
-            applied.append("nice")
-        except OSError:
-            pass
+    applied = _lower(threading.get_native_id(), libc, _background_attr(BACKGROUND_NICE), BACKGROUND_NICE)
     number = _IOPRIO_SET.get(platform.machine())
     if number is not None:
         if libc.syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT) == 0:
@@ -134,6 +126,25 @@ def _set_attr(tid: int, libc: ctypes.CDLL, attr: ctypes.Array[ctypes.c_char]) ->
     return bool(libc.syscall(number, tid, attr, 0) == 0)
 
 
+def _lower(tid: int, libc: ctypes.CDLL, attr: ctypes.Array[ctypes.c_char], nice: int) -> list[str]:
+    """``attr`` for thread ``tid`` (0: the caller); where ``sched_setattr`` is refused, SCHED_BATCH
+    and the niceness without the slice. Only system calls, so it may run between fork and exec."""
+    if _set_attr(tid, libc, attr):
+        return ["nice", "batch", "long_slice"]
+    applied: list[str] = []
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, nice)  # Linux: a thread id names one thread
+        applied.append("nice")
+    except OSError:
+        pass
+    try:
+        os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+        applied.append("batch")
+    except OSError:
+        pass
+    return applied
+
+
 def child_lowering(nice: int) -> Callable[[], None]:
     """A ``preexec_fn`` giving the child, between fork and exec, background scheduling at niceness
     ``nice`` (absolute); where ``sched_setattr`` is refused, SCHED_BATCH and the niceness without the
@@ -142,13 +153,7 @@ def child_lowering(nice: int) -> Callable[[], None]:
     does not exist in the child), so the child only makes system calls."""
     libc = ctypes.CDLL(None, use_errno=True)
     attr = _background_attr(nice)
-    batch = os.sched_param(0)
 
     def lower() -> None:
-        if _set_attr(0, libc, attr):
-            return
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, batch)
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        _lower(0, libc, attr, nice)
     return lower
