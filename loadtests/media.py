@@ -47,7 +47,7 @@ import websockets
 from loadtests.cluster import Cluster, SeededUser, node_env
 from loadtests.fanout import Member, connect, request
 from loadtests.report import emit
-from loadtests.uploads import TUS, CpuMeter, close_chat, merge_phases, open_chat
+from loadtests.uploads import TUS, CpuMeter, close_chat, drop_raw, merge_phases, open_chat
 
 # Fixed reference ladder: kbps per short side, as a conventional one-size-fits-all ladder would use.
 FIXED_KBPS = {240: 400, 360: 800, 480: 1400, 540: 2000, 720: 2800, 1080: 5000, 1440: 9000, 2160: 16000}
@@ -401,7 +401,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if inbox.task is not None:
                         inbox.task.cancel()
         for chat_phase in (idle, during):
-            chat_phase.pop("_latencies", None)
+            drop_raw(chat_phase)
         result["chat_idle"] = idle  # before and after the jobs, pooled
         result["chat_while_transcoding"] = during
         p99_idle, p99_busy = idle["latency_ms"]["p99"], during["latency_ms"]["p99"]

@@ -40,6 +40,7 @@ import websockets
 
 from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, percentile
 from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
+from loadtests.histograms import StageMeter
 from loadtests.report import emit
 from realtime.channels import create_room
 
@@ -166,16 +167,19 @@ class Chat:
     rate: float
     tally: Tally = field(default_factory=Tally)
     expected: dict[str, int] = field(default_factory=dict)
+    acks_ms: list[float] = field(default_factory=list)  # send to ack: sender's hub, commit, publish
     failed: int = 0
 
     async def send_one(self, room_id: str, members: list[Member]) -> None:
         sender = random.choice(members)
-        body = f"{time.time_ns()}:{uuid.uuid4().hex[:8]}"
+        sent_ns = time.time_ns()
+        body = f"{sent_ns}:{uuid.uuid4().hex[:8]}"
         try:
             ack = await request(sender, {"t": "chat.send", "room": room_id, "cmid": uuid.uuid4().hex, "body": body})
         except (TimeoutError, websockets.ConnectionClosed):
             self.failed += 1
             return
+        self.acks_ms.append((time.time_ns() - sent_ns) / 1e6)
         if ack.get("t") != "chat.ack":
             self.failed += 1
             self.tally.errors.append(str(ack)[:200])
@@ -184,7 +188,7 @@ class Chat:
 
     async def run(self, until: asyncio.Event | None, seconds: float) -> dict[str, Any]:
         """Send at ``rate`` until ``until`` is set (or for ``seconds``), then let deliveries land."""
-        self.tally, self.expected, self.failed = Tally(), {}, 0
+        self.tally, self.expected, self.failed, self.acks_ms = Tally(), {}, 0, []
         started = time.monotonic()
         tasks: set[asyncio.Task[None]] = set()
         n = 0
@@ -207,21 +211,34 @@ class Chat:
             await asyncio.sleep(0.1)
         lost = sum(max(0, k - len(self.tally.received.get(mid, ()))) for mid, k in self.expected.items())
         return phase_summary(elapsed, len(self.expected), self.failed, lost, self.tally.duplicates,
-                             self.tally.latencies_ms, self.tally.errors)
+                             self.tally.latencies_ms, self.tally.errors, self.acks_ms)
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
+    return {"p50": round(percentile(values, 0.5), 2), "p99": round(percentile(values, 0.99), 2),
+            "max": round(values[-1], 2) if values else None}
 
 
 def phase_summary(elapsed: float, published: int, failed: int, lost: int, duplicated: int,
-                  latencies_ms: Sequence[float], errors: Sequence[str]) -> dict[str, Any]:
-    """The figures of one chat phase; ``_latencies`` (raw, for ``merge_phases``) is dropped before
-    the report is printed."""
-    lat = sorted(latencies_ms)
+                  latencies_ms: Sequence[float], errors: Sequence[str],
+                  acks_ms: Sequence[float] = ()) -> dict[str, Any]:
+    """The figures of one chat phase; ``_latencies`` and ``_acks`` (raw, for ``merge_phases``) are
+    dropped before the report is printed. ``latency_ms`` is send to delivery on every member's
+    socket (the headline); ``ack_ms`` is send to the sender's ack, the part of it spent before
+    the fan-out (the sender's hub, the commit, the publish)."""
+    lat, acks = sorted(latencies_ms), sorted(acks_ms)
     return {
         "seconds": round(elapsed, 1), "published": published, "publish_failed": failed,
         "delivered": len(lat), "lost": lost, "duplicated": duplicated,
-        "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
-                       "max": round(lat[-1], 2) if lat else None},
-        "errors": list(errors[:5]), "_latencies": lat,
+        "latency_ms": _quantiles(lat), "ack_ms": _quantiles(acks),
+        "errors": list(errors[:5]), "_latencies": lat, "_acks": acks,
     }
+
+
+def drop_raw(phase: dict[str, Any]) -> None:
+    """Take out the raw lists ``merge_phases`` needs, before the phase is reported."""
+    phase.pop("_latencies", None)
+    phase.pop("_acks", None)
 
 
 def merge_phases(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +247,7 @@ def merge_phases(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return phase_summary(a["seconds"] + b["seconds"], a["published"] + b["published"],
                          a["publish_failed"] + b["publish_failed"], a["lost"] + b["lost"],
                          a["duplicated"] + b["duplicated"], [*a["_latencies"], *b["_latencies"]],
-                         [*a["errors"], *b["errors"]])
+                         [*a["errors"], *b["errors"]], [*a["_acks"], *b["_acks"]])
 
 
 async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
@@ -305,6 +322,17 @@ class LagMeter:
                 for h, before in zip(self.hubs, self._at, strict=True)}
 
 
+#: The chat path inside the hubs, phase by phase: the group commit's PostgreSQL transaction, the
+#: Redis round trips appending to the channel's stream and routing to the nodes' inboxes (a batch
+#: of one, at this rate), and the lag from publish to the receiving hub's enqueue.
+HUB_STAGES = {
+    "commit": ("amaro_hub_commit_seconds", "writer=chat"),
+    "append": ("amaro_hub_redis_seconds", "op=publish"),
+    "route": ("amaro_hub_redis_seconds", "op=route"),
+    "fanout_lag": ("amaro_hub_fanout_lag_seconds", ""),
+}
+
+
 class RssSampler:
     """Max resident memory of each hub (with its children) sampled every ``every_s``."""
 
@@ -356,10 +384,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_before = {h.node_id: round(RssSampler.rss(h) / 2**20, 1) for h in [*cluster.hubs, *cluster.ingests]}
         meter = CpuMeter([h.ps() for h in cluster.hubs])
         lag = LagMeter(cluster.hubs)
+        stages = StageMeter([h.http_url for h in cluster.hubs], HUB_STAGES)
         await lag.start()
+        await stages.start()
         meter.start()
         baseline = await chat.run(None, args.baseline_seconds)
         baseline["cpu"] = meter.stop()
+        stages_before = await stages.stop()
         lag_before = await lag.stop()
 
         uploaders = await cluster.seed_users(args.uploads)
@@ -373,6 +404,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         meter.start()
         await lag.start()
+        await stages.start()
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             future = loop.run_in_executor(pool, upload_process, jobs)
             future.add_done_callback(lambda _: done.set())
@@ -386,15 +418,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             during = await chat_task
             during["cpu"] = meter.stop()
             during["hub_loop_lag"] = await lag.stop()
+            during["hub_stages"] = await stages.stop()
         rss_max = await sampler.stop()
+        await stages.start()
         meter.start()
         after = await chat.run(None, args.baseline_seconds)
         after_cpu = meter.stop()
         baseline = merge_phases(baseline, after) | {"cpu_before": baseline["cpu"], "cpu_after": after_cpu,
-                                                    "hub_loop_lag_before": lag_before}
+                                                    "hub_loop_lag_before": lag_before,
+                                                    "hub_stages_before": stages_before,
+                                                    "hub_stages_after": await stages.stop()}
         await close_chat(chat)
         for phase in (baseline, during):
-            phase.pop("_latencies", None)
+            drop_raw(phase)
 
     completed = sum(1 for r in results if r.get("completed"))
     total_bytes = sum(int(r.get("verified_offset", 0)) for r in results if r.get("completed"))

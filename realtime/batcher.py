@@ -29,7 +29,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from realtime.metrics import BATCH_ITEMS
+from realtime.metrics import BATCH_ITEMS, COMMIT_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +43,8 @@ After = Callable[[Sequence[T], Sequence[R | BaseException]], Awaitable[None]]
 
 
 class GroupCommit(Generic[T, R]):
-    __slots__ = ("_after", "_finishing", "_flush", "_last", "_metric", "_pending", "_task", "max_items", "name",
-                 "window_s")
+    __slots__ = ("_after", "_finishing", "_flush", "_last", "_metric", "_pending", "_seconds", "_task", "max_items",
+                 "name", "window_s")
 
     def __init__(self, name: str, flush: Flush[T, R], *, max_items: int = 256, after: After[T, R] | None = None,
                  window_s: float = 0.0) -> None:
@@ -58,6 +58,7 @@ class GroupCommit(Generic[T, R]):
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self._metric = BATCH_ITEMS.labels(name)
+        self._seconds = COMMIT_SECONDS.labels(name)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -87,7 +88,9 @@ class GroupCommit(Generic[T, R]):
                 del self._pending[:self.max_items]
                 self._metric.observe(len(batch))
                 try:
+                    started = loop.time()
                     results: Sequence[R | BaseException] = await self._flush([item for item, _ in batch])
+                    self._seconds.observe(loop.time() - started)
                     if len(results) != len(batch):
                         raise RuntimeError(f"{self.name}: {len(results)} results for {len(batch)} items")
                 except Exception as exc:

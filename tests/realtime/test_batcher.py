@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from realtime import keys
 from realtime.batcher import GroupCommit
@@ -237,3 +238,19 @@ async def test_event_batches_mix_channels_keep_order_and_dedupe_keys(db: asyncpg
     assert isinstance(again[0], Stored) and again[0].mid == k1.mid and not again[0].created
     assert isinstance(again[1], Stored) and again[1].offset == 3  # no hole where "boom" failed
     assert [off for off, _ in await ChannelStore(db).range(a, 0, 10)] == [1, 2, 3]
+
+
+async def test_each_batch_records_how_long_its_transaction_took() -> None:
+    def slow_batches(over: float) -> float:
+        total = REGISTRY.get_sample_value("amaro_hub_commit_seconds_count", {"writer": "timed"}) or 0.0
+        within = REGISTRY.get_sample_value("amaro_hub_commit_seconds_bucket", {"writer": "timed", "le": str(over)})
+        return total - (within or 0.0)
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        await asyncio.sleep(0.03)  # a transaction that takes 30 ms
+        return list(items)
+
+    before = slow_batches(0.025)
+    batcher: GroupCommit[int, int] = GroupCommit("timed", flush)
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(3))) == [0, 1, 2]
+    assert slow_batches(0.025) == before + 1  # one batch, seen as slower than 25 ms
