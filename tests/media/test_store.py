@@ -47,11 +47,14 @@ async def test_multipart_replace_part_and_complete(store: MediaStore) -> None:
     size = max(store.min_part_size, 1000)
     first, second, last = b"a" * size, b"b" * size, b"tail"
     mp = await store.create_multipart("mp/obj")
-    await store.upload_part("mp/obj", mp, 1, b"x" * size)
+    replaced = await store.upload_part("mp/obj", mp, 1, b"x" * size)
     etags = [await store.upload_part("mp/obj", mp, 1, first)]  # uploading a number again replaces it
     etags.append(await store.upload_part("mp/obj", mp, 2, second))
     etags.append(await store.upload_part("mp/obj", mp, 3, last))
     assert not await store.exists("mp/obj")  # nothing readable before completion
+    with pytest.raises(StoreError):  # the replaced write is not a part any more
+        await store.complete_multipart("mp/obj", mp, [Part(1, replaced), Part(2, etags[1]), Part(3, etags[2])])
+    assert not await store.exists("mp/obj")
     await store.complete_multipart("mp/obj", mp, [Part(i + 1, e) for i, e in enumerate(etags)])
     assert await store.get("mp/obj") == first + second + last
     await store.complete_multipart("mp/obj", mp, [Part(i + 1, e) for i, e in enumerate(etags)])  # idempotent
