@@ -44,6 +44,7 @@ from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
 from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
 from media.parts import PartAssembler
+from media.store import read_buffer
 from media.uploads import Upload
 
 log = structlog.get_logger(__name__)
@@ -179,7 +180,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                  body: AsyncIterator[bytes], keepalive: KeepAlive) -> Upload:
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
-    tail = await ctx.store.get(upload.tail_key) if upload.tail_key else None
+    tail = await read_buffer(ctx.store, upload.tail_key) if upload.tail_key else None
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
                                 upload_id=upload.id, tail=tail)
     etags = list(upload.parts)
@@ -238,7 +239,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             before = committed.offset
             if keepalive.lost:
                 raise locked()
-            staged = asm.tail(upload.id)
+            staged = asm.take_tail(upload.id)
             if staged is not None:
                 new_tail = keys.tail_key(upload.object_key, asm.offset, secrets.token_hex(4))
                 await ctx.store.put(new_tail, staged)

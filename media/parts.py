@@ -43,6 +43,7 @@ class PartAssembler:
         self.offset = offset
         self._pending = bytearray()
         self._part = bytearray()
+        self._spent = False
         self.head = bytearray()
 
     @property
@@ -55,6 +56,8 @@ class PartAssembler:
 
     def feed(self, data: bytes) -> list[SealedPart]:
         """Accept the next bytes; return the parts they completed. Past the declared length: 413."""
+        if self._spent:
+            raise RuntimeError("the tail was taken: this assembler is spent")
         if self.offset + len(data) > self.length:
             raise too_large("the request body runs past Upload-Length")
         if self.offset < SNIFF_BYTES:
@@ -76,17 +79,27 @@ class PartAssembler:
                     self._part = bytearray()
         return parts
 
-    def tail(self, upload_id: str) -> bytes | None:
-        """The staged form of the unfinished part, or None when the offset is on a part boundary."""
+    def take_tail(self, upload_id: str) -> bytearray | None:
+        """The staged form of the unfinished part, or None when the offset is on a part boundary.
+
+        The assembler's own buffer is handed over with the sealed partial chunk appended: copying
+        up to a part in the event loop took 6 ms (fresh pages), so a request's last step takes the
+        buffer and the assembler is spent afterwards."""
+        if self._spent:
+            raise RuntimeError("the tail was taken already")
+        self._spent = True
         if not self._part and not self._pending:
             return None
-        sealed = self._cipher.seal_tail(bytes(self._pending), tail_context(upload_id, self.offset))
-        return bytes(self._part) + sealed
+        staged, self._part = self._part, bytearray()
+        staged += self._cipher.seal_tail(bytes(self._pending), tail_context(upload_id, self.offset))
+        self._pending.clear()
+        return staged
 
     @classmethod
     def restore(cls, cipher: ChunkCipher, *, length: int, part_size: int, offset: int,
-                upload_id: str, tail: bytes | None) -> PartAssembler:
-        """Resume at ``offset`` from the staged tail written when that offset was committed."""
+                upload_id: str, tail: bytes | bytearray | None) -> PartAssembler:
+        """Resume at ``offset`` from the staged tail written when that offset was committed. A
+        ``bytearray`` tail becomes the assembler's buffer (no copy of up to a part in the loop)."""
         start = offset - offset % part_size
         assembler = cls(cipher, length=length, part_size=part_size, offset=start)
         within = offset - start
@@ -98,10 +111,12 @@ class PartAssembler:
         cut = whole * (CHUNK_SIZE + TAG)
         if len(tail) < cut:
             raise CryptoError("the staged tail does not match the upload offset", code="tail_mismatch")
-        pending = cipher.open_tail(tail[cut:], tail_context(upload_id, offset))
+        pending = cipher.open_tail(bytes(memoryview(tail)[cut:]), tail_context(upload_id, offset))
         if len(pending) != within % CHUNK_SIZE:
             raise CryptoError("the staged tail does not match the upload offset", code="tail_mismatch")
-        assembler._part += tail[:cut]
+        part = tail if isinstance(tail, bytearray) else bytearray(tail)
+        del part[cut:]  # the sealed partial chunk, opened above: whole chunks stay, in place
+        assembler._part = part
         assembler._pending += pending
         assembler.offset = offset
         if whole == 0 and start == 0:

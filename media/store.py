@@ -4,8 +4,8 @@
 streamed reads of large ones. ``MultipartStore`` is the S3-style multipart capability the tus
 handler writes originals with: parts are numbered from 1, any part may be uploaded again (the last
 write wins) and only the parts named at completion form the object. Optional capabilities are
-separate protocols the caller checks with ``isinstance`` (``RangeReader``, ``Lister``,
-``FilePutter``).
+separate protocols the caller checks with ``isinstance`` (``BufferReader``, ``RangeReader``,
+``Lister``, ``FilePutter``).
 
 The tus handler and the crypto code import only this module, never a backend.
 """
@@ -26,7 +26,7 @@ class Part:
 
 @runtime_checkable
 class ObjectStore(Protocol):
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         """Write a whole (small) object, replacing any previous one."""
 
     async def get(self, key: str) -> bytes:
@@ -59,6 +59,20 @@ class MultipartStore(Protocol):
 
     async def abort_multipart(self, key: str, multipart_id: str) -> None:
         """Drop every part; aborting an unknown or finished multipart is not an error."""
+
+
+@runtime_checkable
+class BufferReader(Protocol):
+    async def get_buffer(self, key: str) -> bytearray:
+        """``get`` into a fresh buffer the caller owns, filled a block at a time: the caller may
+        keep and grow it without a copy (an upload's staged tail, up to a part)."""
+
+
+async def read_buffer(store: ObjectStore, key: str) -> bytearray:
+    """A whole object as a buffer of the caller's, without a second copy where the store can."""
+    if isinstance(store, BufferReader):
+        return await store.get_buffer(key)
+    return bytearray(await store.get(key))
 
 
 @runtime_checkable

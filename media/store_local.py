@@ -151,7 +151,7 @@ class LocalStore:
             raise StoreError("invalid multipart id", code="invalid_key")
         return self.root / ".multipart" / multipart_id
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
         await self._write(lambda: _write_atomic(path, data))
 
@@ -170,6 +170,26 @@ class LocalStore:
         path = self._path(key)
         try:
             return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
+
+    async def get_buffer(self, key: str) -> bytearray:
+        path = self._path(key)
+
+        def read() -> bytearray:
+            with open(path, "rb", buffering=0) as fh:
+                buf = bytearray(os.fstat(fh.fileno()).st_size)
+                view, done = memoryview(buf), 0
+                while done < len(buf):  # short reads, like the writes
+                    n = fh.readinto(view[done:done + WRITE_SLICE])
+                    if not n:
+                        del view
+                        del buf[done:]  # the file shrank meanwhile
+                        break
+                    done += n
+                return buf
+        try:
+            return await self._write(read)
         except FileNotFoundError:
             raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
 

@@ -62,7 +62,7 @@ class S3Store:
         except ClientError:
             await self._client.create_bucket(Bucket=self.bucket)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         await self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     async def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
@@ -79,6 +79,22 @@ class S3Store:
         async with response["Body"] as body:
             data: bytes = await body.read()
             return data
+
+    async def get_buffer(self, key: str) -> bytearray:
+        try:
+            response = await self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
+            raise
+        buf = bytearray()
+        body = response["Body"]
+        try:
+            async for block in body.iter_chunks(256 * 1024):  # small copies, each its own loop step
+                buf += block
+        finally:
+            body.close()
+        return buf
 
     async def stream(self, key: str, *, block_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         try:

@@ -31,8 +31,25 @@ def upload_in_pieces(key: DataKey, plain: bytes, cuts: list[int]) -> dict[int, b
                                     upload_id="u1", tail=tail)
         for part in asm.feed(plain[offset:end]):
             parts[part.number] = part.data
-        offset, tail = end, asm.tail("u1")
+        offset, tail = end, asm.take_tail("u1")
     return parts
+
+
+def test_the_tail_hands_over_the_buffer_and_restore_adopts_it(key: DataKey) -> None:
+    plain = os.urandom(PART + CHUNK_SIZE + 100)
+    asm = PartAssembler(ChunkCipher(key), length=len(plain), part_size=PART)
+    first = asm.feed(plain[:PART + CHUNK_SIZE + 10])
+    tail = asm.take_tail("u1")
+    assert isinstance(tail, bytearray)
+    with pytest.raises(RuntimeError):  # spent: its buffer is the tail now
+        asm.feed(b"more")
+    with pytest.raises(RuntimeError):
+        asm.take_tail("u1")
+    restored = PartAssembler.restore(ChunkCipher(key), length=len(plain), part_size=PART,
+                                     offset=PART + CHUNK_SIZE + 10, upload_id="u1", tail=tail)
+    last = restored.feed(plain[PART + CHUNK_SIZE + 10:])
+    assert last[0].data is tail  # the staged buffer became the part: never copied
+    assert decrypt_bytes(key, b"".join(bytes(p.data) for p in [*first, *last])) == plain
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -58,7 +75,7 @@ def test_head_is_kept_for_sniffing_across_requests(key: DataKey) -> None:
     asm = PartAssembler(ChunkCipher(key), length=1000, part_size=PART)
     asm.feed(b"ab")
     restored = PartAssembler.restore(ChunkCipher(key), length=1000, part_size=PART, offset=2, upload_id="u1",
-                                     tail=asm.tail("u1"))
+                                     tail=asm.take_tail("u1"))
     restored.feed(b"cd")
     assert bytes(restored.head) == b"abcd"
 
@@ -66,9 +83,10 @@ def test_head_is_kept_for_sniffing_across_requests(key: DataKey) -> None:
 def test_tail_from_another_offset_is_refused(key: DataKey) -> None:
     asm = PartAssembler(ChunkCipher(key), length=1000, part_size=PART)
     asm.feed(b"x" * 10)
+    tail = asm.take_tail("u1")
     with pytest.raises(CryptoError):
         PartAssembler.restore(ChunkCipher(key), length=1000, part_size=PART, offset=11, upload_id="u1",
-                              tail=asm.tail("u1"))
+                              tail=bytes(tail or b""))
     with pytest.raises(CryptoError):
         PartAssembler.restore(ChunkCipher(key), length=1000, part_size=PART, offset=10, upload_id="u1", tail=None)
 

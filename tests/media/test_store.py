@@ -12,7 +12,7 @@ from media.crypto import DataKey, encrypt_bytes, header_key
 from media.errors import CryptoError, StoreError
 from media.keyring import Keyring
 from media.originals import NaraStore
-from media.store import FilePutter, Lister, MediaStore, Part, RangeReader
+from media.store import BufferReader, FilePutter, Lister, MediaStore, Part, RangeReader, read_buffer
 
 
 async def test_put_get_exists_size_delete(store: MediaStore) -> None:
@@ -32,6 +32,20 @@ async def test_put_get_exists_size_delete(store: MediaStore) -> None:
 async def test_get_missing_raises_not_found(store: MediaStore) -> None:
     with pytest.raises(StoreError) as info:
         await store.get("missing/object")
+    assert info.value.code == "not_found"
+
+
+async def test_get_buffer_reads_into_a_buffer_of_the_callers(store: MediaStore) -> None:
+    data = os.urandom(700_000)  # several read blocks
+    await store.put("buf/obj", bytearray(data))
+    assert isinstance(store, BufferReader)
+    buf = await store.get_buffer("buf/obj")
+    assert isinstance(buf, bytearray) and buf == data
+    buf += b"the caller's to grow"
+    assert await store.get("buf/obj") == data
+    assert await read_buffer(store, "buf/obj") == data
+    with pytest.raises(StoreError) as info:
+        await store.get_buffer("buf/missing")
     assert info.value.code == "not_found"
 
 
