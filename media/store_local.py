@@ -179,14 +179,14 @@ class LocalStore:
         def read() -> bytearray:
             with open(path, "rb", buffering=0) as fh:
                 buf = bytearray(os.fstat(fh.fileno()).st_size)
-                view, done = memoryview(buf), 0
-                while done < len(buf):  # short reads, like the writes
-                    n = fh.readinto(view[done:done + WRITE_SLICE])
-                    if not n:
-                        del view
-                        del buf[done:]  # the file shrank meanwhile
-                        break
-                    done += n
+                done = 0
+                with memoryview(buf) as view:  # released before the caller may resize the buffer
+                    while done < len(buf):  # short reads, like the writes
+                        n = fh.readinto(view[done:done + WRITE_SLICE])
+                        if not n:
+                            break
+                        done += n
+                del buf[done:]  # the file shrank meanwhile: keep what was read
                 return buf
         try:
             return await self._write(read)
