@@ -160,11 +160,18 @@ class LocalStore:
         target = self._path(key)
 
         def copy() -> None:
+            # Not shutil.copyfile: its sendfile() copies a whole rendition in one kernel run.
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        await asyncio.to_thread(copy)
+            try:
+                with open(path, "rb") as src, open(tmp, "wb") as out:
+                    _copy_flushed(src, out)
+                    os.fsync(out.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        await self._write(copy)
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
