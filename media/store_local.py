@@ -120,6 +120,22 @@ def _sha256_prefix(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def _publish_concatenated(target: Path, sources: Sequence[Path]) -> None:
+    """``target`` becomes the files ``sources`` one after the other, all at once (rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            for source in sources:
+                with open(source, "rb") as src:
+                    _copy_flushed(src, out)
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_atomic(path: Path, data: bytes | bytearray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -159,19 +175,8 @@ class LocalStore:
         # HTTP metadata has no place on a plain folder; whoever serves it sets the headers.
         target = self._path(key)
 
-        def copy() -> None:
-            # Not shutil.copyfile: its sendfile() copies a whole rendition in one kernel run.
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-            try:
-                with open(path, "rb") as src, open(tmp, "wb") as out:
-                    _copy_flushed(src, out)
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        await self._write(copy)
+        # Not shutil.copyfile: its sendfile() copies a whole rendition in one kernel run.
+        await self._write(lambda: _publish_concatenated(target, [path]))
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -277,19 +282,7 @@ class LocalStore:
                 if target.is_file():
                     return  # completed before: completion is idempotent
                 raise StoreError("multipart upload not found", status=404, code="not_found")
-            sources = [_part_file(folder, part) for part in parts]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-            try:
-                with open(tmp, "wb") as out:
-                    for src in sources:
-                        with open(src, "rb") as fh:
-                            _copy_flushed(fh, out)
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            _publish_concatenated(target, [_part_file(folder, part) for part in parts])
             shutil.rmtree(folder, ignore_errors=True)
         await self._write(publish)
 

@@ -72,24 +72,23 @@ class S3Store:
         await self._client.upload_file(str(path), self.bucket, key,
                                        ExtraArgs={"ContentType": content_type, "CacheControl": cache_control})
 
-    async def get(self, key: str) -> bytes:
+    async def _get_object(self, key: str) -> Any:
+        """The GetObject response (its body still to read); a missing object is ``not_found``."""
         try:
-            response = await self._client.get_object(Bucket=self.bucket, Key=key)
+            return await self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
             raise
+
+    async def get(self, key: str) -> bytes:
+        response = await self._get_object(key)
         async with response["Body"] as body:
             data: bytes = await body.read()
             return data
 
     async def get_buffer(self, key: str) -> bytearray:
-        try:
-            response = await self._client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
-            raise
+        response = await self._get_object(key)
         buf = bytearray()
         body = response["Body"]
         try:
@@ -100,12 +99,7 @@ class S3Store:
         return buf
 
     async def stream(self, key: str, *, block_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        try:
-            response = await self._client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise StoreError(f"object {key!r} not found", status=404, code="not_found") from None
-            raise
+        response = await self._get_object(key)
         body = response["Body"]
         try:
             async for block in body.iter_chunks(block_size):
