@@ -74,9 +74,14 @@ class Member:
         return self.next_id
 
 
+#: Deliveries slower than this are kept with the time they arrived, so a report can say when.
+SLOW_MS = 20.0
+
+
 @dataclass
 class Tally:
     latencies_ms: list[float] = field(default_factory=list)
+    slow: list[tuple[float, int]] = field(default_factory=list)  # (ms, received at, ns): over SLOW_MS
     received: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # mid -> users
     duplicates: int = 0
     frames: int = 0
@@ -120,7 +125,10 @@ async def read_loop(member: Member, current: Callable[[], Tally]) -> None:
                     continue
                 seen.add(uid)
                 sent_ns = int(frame["body"].split(":", 1)[0])
-                tally.latencies_ms.append((now_ns - sent_ns) / 1e6)
+                latency_ms = (now_ns - sent_ns) / 1e6
+                tally.latencies_ms.append(latency_ms)
+                if latency_ms > SLOW_MS:
+                    tally.slow.append((latency_ms, now_ns))
             elif kind == "error":
                 tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
 

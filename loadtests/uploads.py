@@ -190,6 +190,7 @@ class Chat:
         """Send at ``rate`` until ``until`` is set (or for ``seconds``), then let deliveries land."""
         self.tally, self.expected, self.failed, self.acks_ms = Tally(), {}, 0, []
         started = time.monotonic()
+        started_ns = time.time_ns()
         tasks: set[asyncio.Task[None]] = set()
         n = 0
         while (until is None and time.monotonic() - started < seconds) or (until is not None and not until.is_set()):
@@ -210,8 +211,13 @@ class Chat:
                 break
             await asyncio.sleep(0.1)
         lost = sum(max(0, k - len(self.tally.received.get(mid, ()))) for mid, k in self.expected.items())
-        return phase_summary(elapsed, len(self.expected), self.failed, lost, self.tally.duplicates,
-                             self.tally.latencies_ms, self.tally.errors, self.acks_ms)
+        summary = phase_summary(elapsed, len(self.expected), self.failed, lost, self.tally.duplicates,
+                                self.tally.latencies_ms, self.tally.errors, self.acks_ms)
+        # The slowest deliveries and when they arrived (seconds into the phase): an outlier
+        # that always lands at the same moment (uploads finishing, say) points at its cause.
+        summary["slowest"] = [{"ms": round(ms, 2), "at_s": round((at - started_ns) / 1e9, 2)}
+                              for ms, at in sorted(self.tally.slow, reverse=True)[:5]]
+        return summary
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
@@ -247,7 +253,8 @@ def merge_phases(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return phase_summary(a["seconds"] + b["seconds"], a["published"] + b["published"],
                          a["publish_failed"] + b["publish_failed"], a["lost"] + b["lost"],
                          a["duplicated"] + b["duplicated"], [*a["_latencies"], *b["_latencies"]],
-                         [*a["errors"], *b["errors"]], [*a["_acks"], *b["_acks"]])
+                         [*a["errors"], *b["errors"]], [*a["_acks"], *b["_acks"]]) | {
+        "slowest_before": a.get("slowest", []), "slowest_after": b.get("slowest", [])}
 
 
 async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
