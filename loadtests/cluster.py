@@ -32,6 +32,8 @@ import httpx
 import psutil
 
 from feed.tokens import TokenSigner
+from loadtests import histograms
+from loadtests.histograms import Buckets
 from realtime.embedded import EmbeddedServices
 from realtime.migrations import migrate
 
@@ -271,22 +273,17 @@ def node_env(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-async def loop_lag(http_url: str) -> dict[float, float]:
+async def loop_lag(http_url: str) -> Buckets:
     """The node's ``amaro_event_loop_lag_seconds`` histogram: upper bound (s) -> cumulative count."""
+    name = "amaro_event_loop_lag_seconds"
     async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(f"{http_url}/metrics")).text
-    out: dict[float, float] = {}
-    for line in text.splitlines():
-        if line.startswith('amaro_event_loop_lag_seconds_bucket{le="'):
-            bound, _, count = line[len('amaro_event_loop_lag_seconds_bucket{le="'):].partition('"} ')
-            out[float(bound)] = float(count)
-    return out
+        return (await histograms.scrape(http, http_url, [name]))[name].get("", {})
 
 
-def lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+def lag_summary(before: Buckets, after: Buckets) -> dict[str, Any]:
     """What the loop-lag histogram saw between two scrapes: samples (one per 25 ms), how many came
     more than 5 and 20 ms late, and the bucket holding the 99th percentile."""
-    delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in sorted(after)}
+    delta = histograms.difference(before, after)
     total = delta.get(float("inf"), 0.0)
     if not total:
         return {"samples": 0}

@@ -264,9 +264,10 @@ class LocalStore:
         def write() -> str:
             if not folder.is_dir():
                 raise StoreError("multipart upload not found", status=404, code="not_found")
-            _write_atomic(folder / f"{number:05d}.{etag}", data)
+            written = f"{number:05d}.{etag}"
+            _write_atomic(folder / written, data)
             for stale in folder.glob(f"{number:05d}.*"):  # this number's earlier writes: replaced
-                if stale.suffix != f".{etag}" and not stale.name.endswith(".tmp"):
+                if stale.name != written:
                     stale.unlink(missing_ok=True)
             return etag
         return await self._write(write)
