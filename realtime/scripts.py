@@ -1,7 +1,8 @@
 """The Lua scripts of realtime/lua, registered once per Redis client.
 
-redis-py's ``Script`` runs ``EVALSHA`` and loads the script on ``NOSCRIPT`` (after a Redis restart),
-so each operation is one round trip and the script text crosses the wire only once.
+Each runs as ``EVALSHA`` and is loaded on ``NOSCRIPT`` (after a Redis restart), so each operation is
+one round trip and the script text crosses the wire only once: by redis-py's ``Script``, or on the
+hot paths by ``resp.run_script`` / ``resp.run_scripts``, which take the ``Script`` for its hash and text.
 """
 
 from __future__ import annotations
