@@ -134,7 +134,7 @@ class Hub:
         self.config = config
         self.max_frame = max_frame
         self.ping_interval_ms = ping_interval_ms
-        self.user_limits = UserLimits(redis)
+        self.user_limits = UserLimits(redis, conn=broker.conn)
         self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items,
                                       window_s=config.batch_window_ms / 1000)
         self.event_writer = EventWriter(store, broker, max_items=config.batch_items,

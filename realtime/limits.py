@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from realtime import keys
 from realtime.batcher import GroupCommit
+from realtime.resp import RespConnection
 
 
 class TokenBucket:
@@ -64,8 +65,9 @@ class UserLimits:
     the units leased but unspent (at most ``lease - 1`` per node and user). Leases wanted at the
     same moment by different users are taken in one pipeline (a ``GroupCommit``)."""
 
-    def __init__(self, redis: aioredis.Redis, lease: int = 5) -> None:
+    def __init__(self, redis: aioredis.Redis, lease: int = 5, *, conn: RespConnection | None = None) -> None:
         self.redis = redis
+        self.conn = conn or RespConnection.like(redis)  # a lease is a hot path: lean (resp.py)
         self.lease = max(1, lease)
         self._window: dict[int, int] = {}  # window_s -> current window index
         self._left: dict[tuple[str, str, int], int] = {}  # (user, name, window_s) -> units leased
@@ -73,12 +75,15 @@ class UserLimits:
 
     async def _lease_many(self, wanted: Sequence[tuple[str, int, int]]) -> list[int | BaseException]:
         """``INCRBY key take`` (+ ``EXPIRE``) for each ``(key, take, ttl)``, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, take, ttl in wanted:
-                pipe.incrby(key, take)
-                pipe.expire(key, ttl)
-            replies = await pipe.execute()
-        return [int(replies[2 * i]) for i in range(len(wanted))]
+        commands: list[tuple[str, str, int]] = []
+        for key, take, ttl in wanted:
+            commands += (("INCRBY", key, take), ("EXPIRE", key, ttl))
+        replies = await self.conn.pipeline(commands)
+        out: list[int | BaseException] = []
+        for i in range(len(wanted)):
+            reply = replies[2 * i]
+            out.append(reply if isinstance(reply, Exception) else int(reply))
+        return out
 
     async def hit(self, user: str, name: str, limit: int, window_s: int, *, now: float | None = None) -> bool:
         """Count one ``name`` action of ``user``; False when over ``limit`` in the current window."""

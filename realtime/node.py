@@ -63,7 +63,7 @@ class HubNode:
         # Pipelines and the inbox read: no per-reply timer, one ``asyncio.timeout`` per call (broker.py).
         self.bulk_redis = bulk_redis(settings.redis_url)
         self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker, bulk=self.bulk_redis)
-        self.presence = Presence(self.redis, self.config.presence, self.broker.scripts)
+        self.presence = Presence(self.redis, self.config.presence, self.broker.scripts, conn=self.broker.conn)
         self.store = ChannelStore(services.db)
         self.hub = Hub(
             node_id=settings.node_id, redis=self.redis, broker=self.broker, presence=self.presence,
@@ -116,6 +116,7 @@ class HubNode:
         for conn in list(self.hub.connections.values()):
             conn.stop_writer()
         await self.hub.cancel_tasks()
+        self.broker.close()
         await self.redis.aclose(close_connection_pool=True)
         await self.bulk_redis.aclose(close_connection_pool=True)
 

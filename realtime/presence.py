@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from realtime import keys, pacing
 from realtime.metrics import REDIS_OP
+from realtime.resp import RespConnection, run_script, run_scripts
 from realtime.scripts import Scripts
 
 
@@ -48,10 +49,12 @@ def _ms() -> int:
 
 class Presence:
     def __init__(self, redis: aioredis.Redis, config: PresenceConfig | None = None,
-                 scripts: Scripts | None = None) -> None:
+                 scripts: Scripts | None = None, conn: RespConnection | None = None) -> None:
         self.redis = redis
         self.config = config or PresenceConfig()
         self.scripts = scripts or Scripts.register(redis)
+        #: Scripts run on a lean connection (resp.py): the heartbeat sends one per present socket.
+        self.conn = conn or RespConnection.like(redis)
 
     def _key_ttl(self) -> int:
         return int(self.config.ttl_s * 4) + 1
@@ -59,9 +62,9 @@ class Presence:
     async def join(self, channel: str, user: str, conn: str) -> bool:
         """Add (or refresh) a connection's entry. True when the user just became present."""
         started = time.perf_counter()
-        first = await self.scripts.presence_join(
-            keys=[keys.presence_entries(channel), keys.presence_users(channel)],
-            args=[user, f"{user}|{conn}", _ms() + int(self.config.ttl_s * 1000), self._key_ttl()],
+        first = await run_script(
+            self.conn, self.scripts.presence_join, (keys.presence_entries(channel), keys.presence_users(channel)),
+            (user, f"{user}|{conn}", _ms() + int(self.config.ttl_s * 1000), self._key_ttl()),
         )
         REDIS_OP.labels("presence_join").observe(time.perf_counter() - started)
         return bool(first)
@@ -75,13 +78,10 @@ class Presence:
         back: list[tuple[str, str]] = []
         async for part in pacing.sliced(entries):  # a chore: sliced (pacing.py)
             started = time.perf_counter()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for ch, user, conn in part:
-                    await self.scripts.presence_join(
-                        keys=[keys.presence_entries(ch), keys.presence_users(ch)],
-                        args=[user, f"{user}|{conn}", expiry, self._key_ttl()], client=pipe,
-                    )
-                results: list[Any] = await pipe.execute()
+            key_ttl = self._key_ttl()
+            results = await run_scripts(self.conn, self.scripts.presence_join, [
+                ((keys.presence_entries(ch), keys.presence_users(ch)), (user, f"{user}|{conn}", expiry, key_ttl))
+                for ch, user, conn in part])
             REDIS_OP.labels("presence_refresh").observe(time.perf_counter() - started)
             back += [(ch, user) for (ch, user, _), first in zip(part, results, strict=True) if first]
         return back
@@ -89,10 +89,8 @@ class Presence:
     async def leave(self, channel: str, user: str, conn: str) -> None:
         """A connection left: its entry lingers ``grace_s``, then the sweep reports the leave if the
         user has no other entry."""
-        await self.scripts.presence_leave(
-            keys=[keys.presence_entries(channel)],
-            args=[f"{user}|{conn}", _ms() + int(self.config.grace_s * 1000)],
-        )
+        await run_script(self.conn, self.scripts.presence_leave, (keys.presence_entries(channel),),
+                         (f"{user}|{conn}", _ms() + int(self.config.grace_s * 1000)))
 
     async def sweep(self, channels: Sequence[str]) -> list[tuple[str, str]]:
         """Drop expired entries of ``channels``; returns ``(channel, user)`` for users now gone."""
@@ -102,12 +100,8 @@ class Presence:
         gone: list[tuple[str, str]] = []
         async for part in pacing.sliced(channels):  # a chore: sliced (pacing.py)
             started = time.perf_counter()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for ch in part:
-                    await self.scripts.presence_sweep(
-                        keys=[keys.presence_entries(ch), keys.presence_users(ch)], args=[now, 0], client=pipe,
-                    )
-                results: list[Any] = await pipe.execute()
+            results = await run_scripts(self.conn, self.scripts.presence_sweep, [
+                ((keys.presence_entries(ch), keys.presence_users(ch)), (now, 0)) for ch in part])
             REDIS_OP.labels("presence_sweep").observe(time.perf_counter() - started)
             gone += [(ch, u.decode()) for ch, res in zip(part, results, strict=True) for u in res[0]]
         return gone
@@ -116,9 +110,9 @@ class Presence:
         """Who is present now (count of users, at most ``snapshot_limit`` names), and the users the
         embedded sweep found gone (for the caller to announce)."""
         started = time.perf_counter()
-        res: list[Any] = await self.scripts.presence_sweep(
-            keys=[keys.presence_entries(channel), keys.presence_users(channel)],
-            args=[_ms(), self.config.snapshot_limit],
+        res: list[Any] = await run_script(
+            self.conn, self.scripts.presence_sweep, (keys.presence_entries(channel), keys.presence_users(channel)),
+            (_ms(), self.config.snapshot_limit),
         )
         REDIS_OP.labels("presence_snapshot").observe(time.perf_counter() - started)
         left = [u.decode() for u in res[0]]
