@@ -120,6 +120,10 @@ class RespConnection:
         context: ssl.SSLContext | None = None
         if issubclass(pool.connection_class, aioredis.SSLConnection):
             context = ssl.create_default_context(cafile=kw.get("ssl_ca_certs"))
+            if kw.get("ssl_certfile"):
+                context.load_cert_chain(kw["ssl_certfile"], kw.get("ssl_keyfile"), kw.get("ssl_password"))
+            if kw.get("ssl_check_hostname") is False:
+                context.check_hostname = False
             if kw.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE

