@@ -219,11 +219,16 @@ class RedisBroker:
                 "c", channel, "o", offset, "k", kind, "ts", now, "p", payload]
 
     async def _send_routes(self, commands: list[list[Any]]) -> None:
+        await self._checked(commands)
+
+    async def _checked(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """One pipeline on the lean connection, bounded in time; the first error reply is raised."""
         async with asyncio.timeout(BULK_TIMEOUT_S):
             replies = await self.conn.pipeline(commands)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
+        return replies
 
     async def _deliver_here(self, routed: Routed) -> None:
         if self.local is None:
@@ -251,30 +256,28 @@ class RedisBroker:
             return None
         return epoch.decode(), int(top)
 
-    async def refresh(self, channels: Sequence[str]) -> None:
-        """Heartbeat: keep this node registered for every channel it holds subscribers of, and keep
-        its inbox alive."""
-        expiry = _now_ms() + int(self.config.interest_ttl_s * 1000)
+    async def refresh(self, channels: Sequence[str], *, over_s: float = 0.0) -> None:
+        """Heartbeat: keep this node registered for every channel it holds subscribers of (in
+        slices spread over about ``over_s``), and keep its inbox alive."""
         ttl = int(self.config.interest_ttl_s * 2) + 1
-        await self.redis.expire(self._inbox, 3600)
-        async for part in pacing.sliced(channels, pacing.SLICE // 2):  # a chore (pacing.py)
+        await self.conn.call("EXPIRE", self._inbox, 3600)
+        async for part in pacing.sliced(channels, pacing.SLICE // 2, over_s=over_s):  # a chore (pacing.py)
             started = time.perf_counter()
-            async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
-                for ch in part:
-                    pipe.zadd(keys.channel_nodes(ch), {self.node_id: expiry})
-                    pipe.expire(keys.channel_nodes(ch), ttl)
-                await pipe.execute()
+            expiry = _now_ms() + int(self.config.interest_ttl_s * 1000)
+            commands: list[tuple[str | int, ...]] = []
+            for ch in part:
+                commands += (("ZADD", keys.channel_nodes(ch), expiry, self.node_id),
+                             ("EXPIRE", keys.channel_nodes(ch), ttl))
+            await self._checked(commands)
             REDIS_OP.labels("refresh").observe(time.perf_counter() - started)
 
-    async def tops(self, channels: Sequence[str]) -> list[int | None]:
-        """The top offset of each channel's stream (None: no stream), in one pipeline."""
+    async def tops(self, channels: Sequence[str], *, over_s: float = 0.0) -> list[int | None]:
+        """The top offset of each channel's stream (None: no stream), in slices spread over about
+        ``over_s``."""
         out: list[int | None] = []
-        async for part in pacing.sliced(channels):  # a chore (pacing.py)
+        async for part in pacing.sliced(channels, over_s=over_s):  # a chore (pacing.py)
             started = time.perf_counter()
-            async with asyncio.timeout(BULK_TIMEOUT_S), self.bulk.pipeline(transaction=False) as pipe:
-                for ch in part:
-                    pipe.hget(keys.channel_meta(ch), "top")
-                raw: list[Any] = await pipe.execute()
+            raw = await self._checked([("HGET", keys.channel_meta(ch), "top") for ch in part])
             REDIS_OP.labels("tops").observe(time.perf_counter() - started)
             out += [None if v is None else int(v) for v in raw]
         return out

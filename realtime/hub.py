@@ -385,7 +385,7 @@ class Hub:
         channels = [lc for lc in self.index if lc.ready]
         if not channels:
             return
-        tops = await self.broker.tops([lc.name for lc in channels])
+        tops = await self.broker.tops([lc.name for lc in channels], over_s=self.config.reconcile_s / 2)
         for lc, top in zip(channels, tops, strict=True):
             if top is not None and top > lc.last and self.index.get(lc.name) is lc:
                 await self._catch_up(lc, top)

@@ -136,8 +136,13 @@ class HubNode:
                 await asyncio.sleep(0.5)
 
     async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` every ``period_s``, start to start: chores spread their slices over part of
+        their period (pacing.py), which must not stretch the period itself."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + period_s
         while True:
-            await asyncio.sleep(period_s)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due + period_s, loop.time())  # an overrun step does not queue up runs
             try:
                 await step()
             except asyncio.CancelledError:
@@ -147,19 +152,23 @@ class HubNode:
 
     async def _heartbeat(self) -> None:
         hub = self.hub
+        spread = self.config.presence.heartbeat_s / 2  # slices spread over half the period (pacing.py)
+        entries = [(ch, c.user, c.id) for c in list(hub.connections.values()) for ch in c.presence_channels]
+        back, _ = await asyncio.gather(self.presence.refresh(entries, over_s=spread), self._refresh_interest(spread))
+        for ch, user in back:
+            hub.broadcast_soon(ch, PresenceJoin(ch=ch, user=user))
+
+    async def _refresh_interest(self, spread_s: float) -> None:
         # Channel registrations live ``interest_ttl_s`` (15 s): refreshing them every third of that
         # is enough (new channels register when subscribed), and halves the heartbeat's Redis work.
         now = time.monotonic()
         if now - self._interest_refreshed >= self.config.broker.interest_ttl_s / 3:
             self._interest_refreshed = now
-            await self.broker.refresh([lc.name for lc in hub.index])
-        entries = [(ch, c.user, c.id) for c in list(hub.connections.values()) for ch in c.presence_channels]
-        for ch, user in await self.presence.refresh(entries):
-            hub.broadcast_soon(ch, PresenceJoin(ch=ch, user=user))
+            await self.broker.refresh([lc.name for lc in self.hub.index], over_s=spread_s)
 
     async def _sweep(self) -> None:
         hub = self.hub
         watched = [lc.name for lc in hub.index if any(s.presence for s in lc.subs.values())]
-        for ch, user in await self.presence.sweep(watched):
+        for ch, user in await self.presence.sweep(watched, over_s=self.config.presence.sweep_s / 2):
             hub.broadcast_soon(ch, PresenceLeave(ch=ch, user=user))
         await hub.typing_expired()

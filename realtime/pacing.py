@@ -6,6 +6,11 @@ event loop while redis-py packs and parses it, and holds Redis (single-threaded)
 scripts: every chat message in flight waits behind it. Measured on the fan-out benchmark, those
 stalls were the whole latency tail (p99 137 ms with them, 19 ms without). So chores go in slices of
 ``SLICE`` commands with a short pause between slices, and live traffic slips in between.
+
+Slices sent back to back still made a burst: the fan-out benchmark's slow deliveries (over 20 ms)
+came in spikes of 100-300 ms every ~1.25 s, one per hub heartbeat (2.5 s each, two hubs), with the
+delivery p50 doubling inside them. A chore now also spreads its slices over part of its period
+(``over_s``), so each costs a slice's 1-2 ms now and then instead of a burst.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ SLICE = 100  # commands per pipeline of a chore (a slice costs Redis and the loo
 PAUSE_S = 0.002  # between two slices of one chore
 
 
-async def sliced(items: Sequence[T], size: int = SLICE) -> AsyncIterator[Sequence[T]]:
-    """``items`` in slices of ``size``, pausing ``PAUSE_S`` between two slices."""
+async def sliced(items: Sequence[T], size: int = SLICE, *, over_s: float = 0.0) -> AsyncIterator[Sequence[T]]:
+    """``items`` in slices of ``size``, pausing between two slices ``PAUSE_S`` or, to spread them
+    over about ``over_s`` seconds, longer."""
+    slices = -(-len(items) // size)
+    pause = max(PAUSE_S, over_s / slices) if slices > 1 else 0.0
     for start in range(0, len(items), size):
         if start:
-            await asyncio.sleep(PAUSE_S)
+            await asyncio.sleep(pause)
         yield items[start:start + size]

@@ -69,15 +69,16 @@ class Presence:
         REDIS_OP.labels("presence_join").observe(time.perf_counter() - started)
         return bool(first)
 
-    async def refresh(self, entries: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
-        """Heartbeat for ``(channel, user, conn)`` entries, pipelined. Re-adds entries swept while
-        this node stalled; returns the ``(channel, user)`` that became present again."""
+    async def refresh(self, entries: Sequence[tuple[str, str, str]], *, over_s: float = 0.0) -> list[tuple[str, str]]:
+        """Heartbeat for ``(channel, user, conn)`` entries, pipelined in slices spread over about
+        ``over_s``. Re-adds entries swept while this node stalled; returns the ``(channel, user)``
+        that became present again."""
         if not entries:
             return []
-        expiry = _ms() + int(self.config.ttl_s * 1000)
         back: list[tuple[str, str]] = []
-        async for part in pacing.sliced(entries):  # a chore: sliced (pacing.py)
+        async for part in pacing.sliced(entries, over_s=over_s):  # a chore (pacing.py)
             started = time.perf_counter()
+            expiry = _ms() + int(self.config.ttl_s * 1000)  # per slice: a spread refresh keeps the full TTL
             key_ttl = self._key_ttl()
             results = await run_scripts(self.conn, self.scripts.presence_join, [
                 ((keys.presence_entries(ch), keys.presence_users(ch)), (user, f"{user}|{conn}", expiry, key_ttl))
@@ -92,14 +93,15 @@ class Presence:
         await run_script(self.conn, self.scripts.presence_leave, (keys.presence_entries(channel),),
                          (f"{user}|{conn}", _ms() + int(self.config.grace_s * 1000)))
 
-    async def sweep(self, channels: Sequence[str]) -> list[tuple[str, str]]:
-        """Drop expired entries of ``channels``; returns ``(channel, user)`` for users now gone."""
+    async def sweep(self, channels: Sequence[str], *, over_s: float = 0.0) -> list[tuple[str, str]]:
+        """Drop expired entries of ``channels`` (in slices spread over about ``over_s``); returns
+        ``(channel, user)`` for users now gone."""
         if not channels:
             return []
-        now = _ms()
         gone: list[tuple[str, str]] = []
-        async for part in pacing.sliced(channels):  # a chore: sliced (pacing.py)
+        async for part in pacing.sliced(channels, over_s=over_s):  # a chore (pacing.py)
             started = time.perf_counter()
+            now = _ms()
             results = await run_scripts(self.conn, self.scripts.presence_sweep, [
                 ((keys.presence_entries(ch), keys.presence_users(ch)), (now, 0)) for ch in part])
             REDIS_OP.labels("presence_sweep").observe(time.perf_counter() - started)
