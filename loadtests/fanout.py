@@ -5,9 +5,11 @@ Starts its own cluster (2+ hub processes on one Redis and PostgreSQL), then:
 1. **Fan-out.** Opens ``--subscribers`` authenticated sockets spread over the hubs, in private
    rooms (2 members, one on each of two hubs, so every delivery crosses nodes) and shared rooms
    (``--room-size`` members spread over every hub). Members send chat messages at ``--rate`` per
-   second in total for ``--seconds``; every member's socket records what it receives. Prints
-   deliveries per second, end-to-end latency p50/p99/p999 (send to receipt, same clock), hub CPU
-   microseconds per delivered frame, and lost and duplicated events (before client dedupe).
+   second in total for ``--warmup`` then ``--seconds`` seconds; every member's socket records what
+   it receives. Prints deliveries per second, end-to-end latency p50/p99/p999 (send to receipt, same
+   clock) of the messages sent after the warm-up (the warm-up's apart), hub CPU microseconds per
+   delivered frame, lost and duplicated events (before client dedupe, every message), and when
+   the deliveries over 20 ms arrived, per second.
 2. **Idle sockets.** Opens ``--idle`` more authenticated sockets to one hub and reports its
    resident memory growth per idle connection.
 
@@ -161,7 +163,10 @@ class GenTally:
     """What one worker process saw. Every member of a room lives in the same process, so
     ``expected`` (from the acks) and ``received`` (from the sockets) describe the same messages."""
 
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # of messages sent after the warm-up
+    warmup_latencies_ms: list[float] = field(default_factory=list)
+    measure_from_ns: int = 0  # wall clock: messages sent before this are the warm-up's
+    slow_at: list[float] = field(default_factory=list)  # wall-clock arrival of each delivery over SLOW_MS
     expected: dict[str, int] = field(default_factory=dict)  # mid -> members that must receive it
     received: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # mid -> distinct receivers
     duplicates: int = 0
@@ -262,7 +267,12 @@ class WsClient(asyncio.Protocol):
                 return
             self.seen.add(mid)
             tally.received[mid] += 1
-            tally.latencies_ms.append((time.time_ns() - int(frame["body"].split(":", 1)[0])) / 1e6)
+            now_ns = time.time_ns()
+            sent_ns = int(frame["body"].split(":", 1)[0])
+            latency_ms = (now_ns - sent_ns) / 1e6
+            (tally.latencies_ms if sent_ns >= tally.measure_from_ns else tally.warmup_latencies_ms).append(latency_ms)
+            if latency_ms > SLOW_MS:
+                tally.slow_at.append(now_ns / 1e9)
             return
         if kind == "welcome":
             if not self.opened.done():
@@ -318,7 +328,8 @@ class RoomSpec:
 class WorkerSpec:
     rooms: list[RoomSpec]
     rate: float
-    seconds: float
+    seconds: float  # measured, after ``warmup`` seconds of the same traffic
+    warmup: float
     shared_share: float  # fraction of sends that go to shared rooms (when both kinds exist)
     seed: int
 
@@ -391,8 +402,9 @@ async def _publish(spec: WorkerSpec, rooms: list[tuple[RoomSpec, list[WsClient]]
         return done
 
     await asyncio.sleep(max(0.0, start_at - time.time()))
+    tally.measure_from_ns = int((start_at + spec.warmup) * 1e9)
     started = time.monotonic()
-    total = int(spec.rate * spec.seconds)
+    total = int(spec.rate * (spec.warmup + spec.seconds))
     sent = 0
     while sent < total:
         # Every send that is due now goes in this tick; then sleep until the next one is due.
@@ -441,8 +453,18 @@ async def _worker(spec: WorkerSpec, pipe: Connection) -> None:
     pipe.send({
         "published": len(tally.expected), "acks_failed": tally.acks_failed, "delivered": delivered,
         "lost": lost, "duplicated": tally.duplicates, "latencies_ms": tally.latencies_ms,
-        "errors": tally.errors[:5], "publish_seconds": timing["publish_seconds"],
+        "warmup_latencies_ms": tally.warmup_latencies_ms,
+        "slow_at": tally.slow_at, "errors": tally.errors[:5], "publish_seconds": timing["publish_seconds"],
     })
+
+
+def slow_per_second(arrivals: list[float], start: float, seconds: float) -> dict[str, Any]:
+    """Deliveries over ``SLOW_MS`` counted by the second of the run they arrived in (wall clock,
+    from ``start``; arrivals after the last second, while the run settles, count in the last)."""
+    buckets = [0] * max(1, int(seconds + 0.999))
+    for at in arrivals:
+        buckets[min(len(buckets) - 1, max(0, int(at - start)))] += 1
+    return {"over_ms": SLOW_MS, "count": len(arrivals), "per_second": buckets}
 
 
 def _worker_entry(spec: WorkerSpec, pipe: Connection) -> None:
@@ -552,7 +574,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
     workers: list[tuple[BaseProcess, Connection]] = []
     for n, part in enumerate(parts):
         ours, theirs = ctx.Pipe()
-        spec = WorkerSpec(part, args.rate / procs, args.seconds, 1 - args.private_fraction, seed=n)
+        spec = WorkerSpec(part, args.rate / procs, args.seconds, args.warmup, 1 - args.private_fraction, seed=n)
         proc = ctx.Process(target=_worker_entry, args=(spec, theirs), name=f"fanout-gen-{n}", daemon=True)
         proc.start()
         workers.append((proc, ours))
@@ -568,7 +590,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         idle_before = cpu_seconds(hub_procs)
         await asyncio.sleep(args.idle_window)
         idle_cpu_per_s = (cpu_seconds(hub_procs) - idle_before) / args.idle_window
-        print(f"fanout: publishing at {args.rate}/s for {args.seconds}s from {procs} processes",
+        print(f"fanout: publishing at {args.rate}/s for {args.warmup}s + {args.seconds}s from {procs} processes",
               file=sys.stderr, flush=True)
         cpu_before, gen_before = cpu_seconds(hub_procs), cpu_seconds(gen_procs)
         sys_before = sum(p.cpu_times().system for p in hub_procs)
@@ -577,7 +599,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         start_at = time.time() + 0.2
         for _, pipe in workers:
             pipe.send(start_at)
-        results = await asyncio.gather(*(_recv(pipe, args.seconds + 120) for _, pipe in workers))
+        results = await asyncio.gather(*(_recv(pipe, args.warmup + args.seconds + 120) for _, pipe in workers))
         elapsed = time.monotonic() - started - 0.2
         cpu_used, gen_used = cpu_seconds(hub_procs) - cpu_before, cpu_seconds(gen_procs) - gen_before
         sys_used = sum(p.cpu_times().system for p in hub_procs) - sys_before
@@ -595,6 +617,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
     delivered = sum(r["delivered"] for r in results)
     publish_seconds = max(r["publish_seconds"] for r in results)
     lat = sorted(x for r in results for x in r["latencies_ms"])
+    warm = sorted(x for r in results for x in r["warmup_latencies_ms"])
     net_cpu = max(0.0, cpu_used - idle_cpu_per_s * elapsed)
     return {
         "hubs": len(hubs),
@@ -609,6 +632,11 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         "achieved_publish_rate": round(published / publish_seconds, 1) if publish_seconds else 0,
         "delivered": delivered,
         "deliveries_per_second": round(delivered / elapsed, 1) if elapsed else 0,
+        # The first seconds of traffic on hubs that were idle (plans, caches and pooled connections
+        # warming up) are reported apart: ``latency_ms`` covers the messages sent after them.
+        "warmup_seconds": args.warmup,
+        "warmup_latency_ms": {"p50": round(percentile(warm, 0.5), 2), "p99": round(percentile(warm, 0.99), 2),
+                              "max": round(warm[-1], 2) if warm else None},
         "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
                        "p999": round(percentile(lat, 0.999), 2), "max": round(lat[-1], 2) if lat else None},
         "hub_cpu_us_per_delivery": round(cpu_used * 1e6 / delivered, 2) if delivered else None,
@@ -625,6 +653,9 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         "box_cpu_percent": round(100 * box_busy / elapsed, 1) if elapsed else None,
         "cores": psutil.cpu_count(),
         "hub_metrics": hub_metrics,
+        # When the slow deliveries arrived, per second of the run: a tail that sits in a few
+        # seconds is an event (a chore, a stall); one spread over every second is saturation.
+        "slow_deliveries": slow_per_second([t for r in results for t in r["slow_at"]], start_at, elapsed),
         "lost": sum(r["lost"] for r in results),
         "duplicated": sum(r["duplicated"] for r in results),
         "errors": [e for r in results for e in r["errors"]][:5],
@@ -681,7 +712,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--room-size", type=int, default=20)
     parser.add_argument("--rate", type=float, default=2000.0, help="chat messages published per second in total")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds of sends")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of the same sends before the measured ones; their latencies are reported "
+                             "apart (warmup_latency_ms); every message counts for lost and duplicated")
     parser.add_argument("--idle", type=int, default=10000, help="idle sockets for the memory figure (0: skip)")
     parser.add_argument("--private-fraction", type=float, default=0.8,
                         help="share of sockets in 2-member rooms (and of sends going there); 0: broadcast only")
