@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 import pytest_asyncio
 
+from protocol import frames as F
+from realtime.channels import create_room
 from realtime.services import Services
+from tests.realtime.wsclient import Client
 
 
 async def make_user(db: asyncpg.Pool, name: str = "") -> str:
@@ -38,3 +42,22 @@ async def make_post(db: asyncpg.Pool, author: str, *, visibility: str = "public"
 @pytest_asyncio.fixture(loop_scope="session")
 async def users(services: Services) -> list[str]:
     return [await make_user(services.db) for _ in range(4)]
+
+
+@dataclass
+class RoomPair:
+    """Two users in a new room, each with a socket; the second subscribed to the room."""
+
+    room: str
+    ch: str
+    first: Client
+    second: Client
+    sub: F.Subscribed
+
+
+async def room_pair(db: asyncpg.Pool, ws_url: str) -> RoomPair:
+    a, b = await make_user(db), await make_user(db)
+    room = await create_room(db, a, [b])
+    first, second = await Client.connect(ws_url, a), await Client.connect(ws_url, b)
+    ch = f"room:{room}"
+    return RoomPair(room, ch, first, second, await second.subscribe(ch))

@@ -12,7 +12,7 @@ from protocol.errors import ErrorCode
 from realtime import keys
 from realtime.channels import create_room
 from tests.conftest import RunningNode
-from tests.realtime.conftest import follow, make_post, make_user
+from tests.realtime.conftest import follow, make_post, make_user, room_pair
 from tests.realtime.wsclient import Client
 
 
@@ -66,12 +66,8 @@ async def test_permissions_are_enforced_on_subscribe_and_send(running_node: Runn
 
 async def test_resume_after_reconnect_gets_the_whole_gap_in_order(running_node: RunningNode,
                                                                    db: asyncpg.Pool, redis: aioredis.Redis) -> None:
-    a, b = await make_user(db), await make_user(db)
-    room = await create_room(db, a, [b])
-    ch = f"room:{room}"
-    ca = await Client.connect(running_node.ws_url, a)
-    cb = await Client.connect(running_node.ws_url, b)
-    sub = await cb.subscribe(ch)
+    pair = await room_pair(db, running_node.ws_url)
+    room, ch, ca, cb, sub, b = pair.room, pair.ch, pair.first, pair.second, pair.sub, pair.second.user
     await ca.chat(room, "m0", "before")
     first = await cb.expect(F.ChatMessage)
     await cb.close()

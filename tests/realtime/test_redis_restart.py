@@ -24,13 +24,12 @@ import uvicorn
 from protocol import frames as F
 from realtime import keys
 from realtime.app import NodeParts, build_app
-from realtime.channels import create_room
 from realtime.config import Settings
 from realtime.embedded import EmbeddedRedis
 from realtime.serve import uvicorn_config
 from realtime.services import Services
 from tests.conftest import free_port
-from tests.realtime.conftest import make_user
+from tests.realtime.conftest import room_pair
 from tests.realtime.wsclient import Client
 
 pytestmark = pytest.mark.slow
@@ -92,12 +91,8 @@ async def send_until_acked(client: Client, room: str, body: str, timeout_s: floa
 
 async def test_acknowledged_chat_survives_an_empty_redis_restart_and_chat_resumes(
         node: Node, db: asyncpg.Pool) -> None:
-    alice, bob = await make_user(db), await make_user(db)
-    room = await create_room(db, alice, [bob])
-    ch = f"room:{room}"
-    ca = await Client.connect(node.ws_url, alice)
-    cb = await Client.connect(node.ws_url, bob)
-    sub = await cb.subscribe(ch)
+    pair = await room_pair(db, node.ws_url)
+    room, ch, ca, cb, sub, bob = pair.room, pair.ch, pair.first, pair.second, pair.sub, pair.second.user
     first = await ca.chat(room, uuid.uuid4().hex, "before the restart")
     got = await cb.expect(F.ChatMessage, lambda m: m.ch == ch)
     assert (got.offset, got.body) == (first.offset, "before the restart")
