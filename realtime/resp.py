@@ -17,7 +17,9 @@ Failures. An error reply is a ``redis.exceptions.ResponseError`` (``NoScriptErro
 every waiting call with ``redis.exceptions.ConnectionError``; the next call connects again. A
 caller that gives up (cancelled, timed out) leaves its replies to be read and dropped, except on a
 ``blocking`` connection (``XREAD BLOCK``), which is closed instead so the next read is not queued
-behind the abandoned one.
+behind the abandoned one. A server that stops answering fails each call after ``timeout_s`` (10 s,
+as redis-py's socket timeout did) and closes the connection; a blocking connection has no timeout
+of its own (its callers bound each read by the block time).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ Arg = str | bytes | int | float
 Command = Sequence[Arg]
 
 CONNECT_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 10.0
 
 
 def _reply_error(message: str) -> Exception:
@@ -101,7 +104,7 @@ class RespConnection:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, path: str | None = None, db: int = 0,
                  username: str | None = None, password: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                 blocking: bool = False) -> None:
+                 blocking: bool = False, timeout_s: float | None = REPLY_TIMEOUT_S) -> None:
         self._address = (host, port, path, ssl_context)
         self._setup: list[tuple[Arg, ...]] = []
         if password is not None:
@@ -109,6 +112,7 @@ class RespConnection:
         if db:
             self._setup.append(("SELECT", db))
         self.blocking = blocking
+        self.timeout_s = None if blocking else timeout_s
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -167,7 +171,11 @@ class RespConnection:
         proto.waiters.append(_Waiter(future, len(commands)))
         proto.transport.write(b"".join([hiredis.pack_command(tuple(cmd)) for cmd in commands]))  # type: ignore[arg-type]
         try:
-            return await future
+            async with asyncio.timeout(self.timeout_s):
+                return await future
+        except TimeoutError:
+            proto.fail(RedisConnectionError(f"Redis did not answer in {self.timeout_s} s"))
+            raise
         except asyncio.CancelledError:
             if self.blocking:  # its reply may be seconds away: later reads must not queue behind it
                 proto.fail(RedisConnectionError("an abandoned blocking read closed the connection"))

@@ -189,3 +189,26 @@ async def test_tls_password_and_database_come_from_the_redis_py_url(tls_redis: t
     with pytest.raises(RedisConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
         await unverified.call("PING")  # the self-signed certificate is not trusted without the CA
     unverified.close()
+
+
+async def test_a_server_that_stops_answering_fails_the_call_and_the_connection_is_replaced() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = RespConnection(port=port, timeout_s=0.2)
+    try:
+        with pytest.raises(TimeoutError):
+            await conn.call("PING")
+        with pytest.raises(TimeoutError):
+            await conn.call("PING")
+        assert len(accepted) == 2  # the timed-out connection was closed and a new one opened
+    finally:
+        conn.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
