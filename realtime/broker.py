@@ -43,7 +43,7 @@ REDIS_OP_PUBLISH_MANY = REDIS_OP.labels("publish_many")
 REDIS_OP_ROUTE = REDIS_OP.labels("route")
 
 APPENDED, DUPLICATE, GAP = 0, 1, 2
-BULK_TIMEOUT_S = 10.0  # bound of one pipeline or inbox read on the ``bulk`` client
+READ_MARGIN_S = 10.0  # an inbox read may take its block time and this much more
 
 #: Loads stored events of a channel with ``after < offset <= upto`` from the source of truth, in
 #: order, as ``(offset, encoded frame)``.
@@ -97,21 +97,17 @@ def _now_ms() -> int:
 class RedisBroker:
     """The Redis Streams broker of one node (``node_id``); publish-only users pass any id."""
 
-    def __init__(self, redis: aioredis.Redis, node_id: str, config: BrokerConfig | None = None, *,
-                 bulk: aioredis.Redis | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, node_id: str, config: BrokerConfig | None = None) -> None:
         self.redis = redis
-        #: For pipelines and the inbox read: a client without a per-reply socket timeout (redis-py
-        #: arms a timer for every reply of a pipeline, a tenth of the hub's CPU); each call is
-        #: bounded by one ``asyncio.timeout`` instead (a cancelled read drops its connection).
-        self.bulk = bulk or redis
         self.node_id = node_id
         self._self = node_id.encode()
         self.config = config or BrokerConfig()
         self.scripts = Scripts.register(redis)
-        #: The hot paths (append, route, inbox read) skip redis-py: a tenth of its CPU per round
-        #: trip (resp.py). The inbox read blocks, so it has a connection of its own.
-        self.conn = RespConnection.like(self.bulk)
-        self._reader = RespConnection.like(self.bulk, blocking=True)
+        #: The hot paths (append, route, inbox read) and the chores skip redis-py: a third of the CPU
+        #: per round trip (resp.py), each call bounded there. The inbox read blocks, so it has a
+        #: connection of its own, bounded here by the block time.
+        self.conn = RespConnection.like(redis)
+        self._reader = RespConnection.like(redis, blocking=True)
         self._inbox = keys.node_inbox(node_id)
         #: Set by a hub node: events routed to this node skip its inbox and go here. Ordering and
         #: duplicates are the receiver's business either way (offsets, gap fills: hub.py), so an
@@ -156,8 +152,7 @@ class RedisBroker:
                                          keys.channel_nodes(ev.channel)),
                                    (ev.epoch, ev.offset, ev.payload, cfg.history_size, now, cfg.history_ttl_s))
                    for ev in events]
-        async with asyncio.timeout(BULK_TIMEOUT_S):
-            replies = await self.conn.pipeline(appends)  # NOSCRIPT, like a gap, goes to ``publish``
+        replies = await self.conn.pipeline(appends)  # NOSCRIPT, like a gap, goes to ``publish``
         REDIS_OP_PUBLISH_MANY.observe(time.perf_counter() - started)
         routes: list[tuple[Publication, list[bytes]]] = []
         retry: list[Publication] = []
@@ -176,7 +171,7 @@ class RedisBroker:
                     remote.append(self._xadd(node.decode(), ev.channel, ev.offset, ev.kind, now, ev.payload))
         if remote:
             started = time.perf_counter()
-            await self._send_routes(remote)
+            await self._checked(remote)
             REDIS_OP_ROUTE.observe(time.perf_counter() - started)
         for routed in mine:
             await self._deliver_here(routed)
@@ -185,21 +180,19 @@ class RedisBroker:
 
     async def _append(self, channel: str, epoch: str, offset: int, payload: bytes) -> tuple[int, int, list[str]]:
         started = time.perf_counter()
-        async with asyncio.timeout(BULK_TIMEOUT_S):
-            result: list[Any] = await run_script(
-                self.conn, self.scripts.publish,
-                (keys.channel_meta(channel), keys.channel_stream(channel), keys.channel_nodes(channel)),
-                (epoch, offset, payload, self.config.history_size, _now_ms(), self.config.history_ttl_s),
-            )
+        result: list[Any] = await run_script(
+            self.conn, self.scripts.publish,
+            (keys.channel_meta(channel), keys.channel_stream(channel), keys.channel_nodes(channel)),
+            (epoch, offset, payload, self.config.history_size, _now_ms(), self.config.history_ttl_s),
+        )
         REDIS_OP.labels("publish").observe(time.perf_counter() - started)
         return int(result[0]), int(result[1]), [n.decode() for n in result[2]]
 
     async def broadcast(self, channel: str, payload: bytes, kind: str) -> None:
         """Route an ephemeral event (never stored) to the nodes holding subscribers of ``channel``."""
         started = time.perf_counter()
-        async with asyncio.timeout(BULK_TIMEOUT_S):
-            raw: list[bytes] = await run_script(self.conn, self.scripts.nodes, (keys.channel_nodes(channel),),
-                                                (_now_ms(),))
+        raw: list[bytes] = await run_script(self.conn, self.scripts.nodes, (keys.channel_nodes(channel),),
+                                            (_now_ms(),))
         REDIS_OP.labels("nodes").observe(time.perf_counter() - started)
         await self._route(channel, -1, kind, payload, [n.decode() for n in raw])
 
@@ -209,7 +202,7 @@ class RedisBroker:
         others = [n for n in nodes if n != self.node_id] if here else nodes
         if others:
             started = time.perf_counter()
-            await self._send_routes([self._xadd(node, channel, offset, kind, now, payload) for node in others])
+            await self._checked([self._xadd(node, channel, offset, kind, now, payload) for node in others])
             REDIS_OP_ROUTE.observe(time.perf_counter() - started)
         if here:
             await self._deliver_here(Routed(channel, offset, kind, now, payload))
@@ -218,13 +211,9 @@ class RedisBroker:
         return ["XADD", keys.node_inbox(node), "MAXLEN", "~", self.config.inbox_size, "*",
                 "c", channel, "o", offset, "k", kind, "ts", now, "p", payload]
 
-    async def _send_routes(self, commands: list[list[Any]]) -> None:
-        await self._checked(commands)
-
     async def _checked(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """One pipeline on the lean connection, bounded in time; the first error reply is raised."""
-        async with asyncio.timeout(BULK_TIMEOUT_S):
-            replies = await self.conn.pipeline(commands)
+        """One pipeline on the lean connection; the first error reply is raised."""
+        replies = await self.conn.pipeline(commands)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -311,7 +300,7 @@ class RedisBroker:
             # Resolve "$" once so that nothing routed between two reads is skipped.
             info: Any = await self.redis.xrevrange(self._inbox, count=1)
             last_id = info[0][0].decode() if info else "0-0"
-        async with asyncio.timeout(block_ms / 1000 + BULK_TIMEOUT_S):
+        async with asyncio.timeout(block_ms / 1000 + READ_MARGIN_S):
             reply: Any = await self._reader.call("XREAD", "COUNT", count, "BLOCK", block_ms,
                                                  "STREAMS", self._inbox, last_id)
         out: list[Routed] = []

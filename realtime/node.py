@@ -17,7 +17,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -40,16 +39,6 @@ from realtime.ws import serve_socket
 log = structlog.get_logger(__name__)
 
 
-def bulk_redis(url: str, max_connections: int = 8) -> aioredis.Redis:
-    """A client without a per-reply socket timeout, for the broker's pipelines and inbox reads,
-    which bound each call with one ``asyncio.timeout`` instead."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, decode_responses=False,
-        socket_connect_timeout=5, socket_timeout=None, health_check_interval=30,
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
 class HubNode:
     def __init__(self, settings: Settings, services: Services, signer: TokenSigner,
                  config: HubConfig | None = None) -> None:
@@ -60,9 +49,7 @@ class HubNode:
         # The hub's own Redis pool, blocking when exhausted: a burst of connects or publishes waits
         # for a connection instead of failing with MaxConnectionsError (redis-py's default pool).
         self.redis = open_redis(settings.redis_url, max_connections=self.config.redis_connections)
-        # Pipelines and the inbox read: no per-reply timer, one ``asyncio.timeout`` per call (broker.py).
-        self.bulk_redis = bulk_redis(settings.redis_url)
-        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker, bulk=self.bulk_redis)
+        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker)
         self.presence = Presence(self.redis, self.config.presence, self.broker.scripts, conn=self.broker.conn)
         self.store = ChannelStore(services.db)
         self.hub = Hub(
@@ -118,7 +105,6 @@ class HubNode:
         await self.hub.cancel_tasks()
         self.broker.close()
         await self.redis.aclose(close_connection_pool=True)
-        await self.bulk_redis.aclose(close_connection_pool=True)
 
     # -- tasks ------------------------------------------------------------------------------------------
 
