@@ -147,21 +147,25 @@ class RespConnection:
                 return proto
             loop = asyncio.get_running_loop()
             host, port, path, context = self._address
+            fresh: _Protocol | None = None
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     if path is not None:
-                        _, proto = await loop.create_unix_connection(_Protocol, path)
+                        _, fresh = await loop.create_unix_connection(_Protocol, path)
                     else:
-                        _, proto = await loop.create_connection(_Protocol, host, port, ssl=context)
+                        _, fresh = await loop.create_connection(_Protocol, host, port, ssl=context)
                     if self._setup:
-                        for reply in await self._send(proto, self._setup):
+                        for reply in await self._send(fresh, self._setup):
                             if isinstance(reply, Exception):
-                                proto.fail(RedisConnectionError(f"Redis refused the connection setup: {reply}"))
                                 raise reply
-            except (OSError, TimeoutError) as exc:
-                raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-            self._proto = proto
-            return proto
+            except BaseException as exc:
+                if fresh is not None:  # half set up (refused, timed out, cancelled): never reused
+                    fresh.fail(RedisConnectionError("the connection setup did not finish"))
+                if isinstance(exc, (OSError, TimeoutError)):
+                    raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+                raise
+            self._proto = fresh
+            return fresh
 
     async def _send(self, proto: _Protocol, commands: Sequence[Command]) -> list[Any]:
         if proto.lost is not None:

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from realtime import resp
 from realtime.resp import RespConnection, run_script, run_scripts
 from tests.conftest import free_port
 
@@ -210,5 +211,28 @@ async def test_a_server_that_stops_answering_fails_the_call_and_the_connection_i
         conn.close()
         for writer in accepted:
             writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_setup_that_never_finishes_is_a_connection_error_and_leaves_nothing_open(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):  # takes SELECT, answers nothing, until the client hangs up
+            pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    monkeypatch.setattr(resp, "CONNECT_TIMEOUT_S", 0.2)
+    conn = RespConnection(port=server.sockets[0].getsockname()[1], db=3)
+    try:
+        with pytest.raises(RedisConnectionError, match="cannot connect"):
+            await conn.call("PING")
+        await asyncio.wait_for(closed.wait(), 2)  # the half-set-up connection was closed
+    finally:
+        conn.close()
         server.close()
         await server.wait_closed()
