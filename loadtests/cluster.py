@@ -262,6 +262,12 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[index]
 
 
+def quantiles(sorted_values: Sequence[float]) -> dict[str, float | None]:
+    """p50, p99 and max of sorted milliseconds, rounded for a report."""
+    return {"p50": round(percentile(sorted_values, 0.5), 2), "p99": round(percentile(sorted_values, 0.99), 2),
+            "max": round(sorted_values[-1], 2) if sorted_values else None}
+
+
 def node_env(pairs: Sequence[str]) -> dict[str, str]:
     """``--node-env KEY=VALUE`` options as the extra environment of every hub and worker."""
     env: dict[str, str] = {}

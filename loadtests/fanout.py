@@ -57,7 +57,7 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python fallback
     from websockets.utils import apply_mask
 
-from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, node_env, percentile
+from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, node_env, percentile, quantiles
 from loadtests.report import emit
 from realtime.channels import create_room
 
@@ -635,8 +635,7 @@ async def fanout_phase(cluster: Cluster, args: argparse.Namespace) -> dict[str, 
         # The first seconds of traffic on hubs that were idle (plans, caches and pooled connections
         # warming up) are reported apart: ``latency_ms`` covers the messages sent after them.
         "warmup_seconds": args.warmup,
-        "warmup_latency_ms": {"p50": round(percentile(warm, 0.5), 2), "p99": round(percentile(warm, 0.99), 2),
-                              "max": round(warm[-1], 2) if warm else None},
+        "warmup_latency_ms": quantiles(warm),
         "latency_ms": {"p50": round(percentile(lat, 0.5), 2), "p99": round(percentile(lat, 0.99), 2),
                        "p999": round(percentile(lat, 0.999), 2), "max": round(lat[-1], 2) if lat else None},
         "hub_cpu_us_per_delivery": round(cpu_used * 1e6 / delivered, 2) if delivered else None,

@@ -38,7 +38,7 @@ import httpx
 import psutil
 import websockets
 
-from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, percentile
+from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, quantiles
 from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
 from loadtests.histograms import StageMeter
 from loadtests.report import emit
@@ -220,11 +220,6 @@ class Chat:
         return summary
 
 
-def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
-    return {"p50": round(percentile(values, 0.5), 2), "p99": round(percentile(values, 0.99), 2),
-            "max": round(values[-1], 2) if values else None}
-
-
 def phase_summary(elapsed: float, published: int, failed: int, lost: int, duplicated: int,
                   latencies_ms: Sequence[float], errors: Sequence[str],
                   acks_ms: Sequence[float] = ()) -> dict[str, Any]:
@@ -236,7 +231,7 @@ def phase_summary(elapsed: float, published: int, failed: int, lost: int, duplic
     return {
         "seconds": round(elapsed, 1), "published": published, "publish_failed": failed,
         "delivered": len(lat), "lost": lost, "duplicated": duplicated,
-        "latency_ms": _quantiles(lat), "ack_ms": _quantiles(acks),
+        "latency_ms": quantiles(lat), "ack_ms": quantiles(acks),
         "errors": list(errors[:5]), "_latencies": lat, "_acks": acks,
     }
 
