@@ -34,7 +34,7 @@ import structlog
 
 from realtime import keys, pacing
 from realtime.metrics import REDIS_OP
-from realtime.resp import RespConnection, evalsha_command, run_script
+from realtime.resp import RespConnection, evalsha_command, raising, run_script
 from realtime.scripts import Scripts
 
 log = structlog.get_logger(__name__)
@@ -213,11 +213,7 @@ class RedisBroker:
 
     async def _checked(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """One pipeline on the lean connection; the first error reply is raised."""
-        replies = await self.conn.pipeline(commands)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        return raising(await self.conn.pipeline(commands))
 
     async def _deliver_here(self, routed: Routed) -> None:
         if self.local is None:

@@ -66,7 +66,6 @@ class UserLimits:
     same moment by different users are taken in one pipeline (a ``GroupCommit``)."""
 
     def __init__(self, redis: aioredis.Redis, lease: int = 5, *, conn: RespConnection | None = None) -> None:
-        self.redis = redis
         self.conn = conn or RespConnection.like(redis)  # a lease is a hot path: lean (resp.py)
         self.lease = max(1, lease)
         self._window: dict[int, int] = {}  # window_s -> current window index

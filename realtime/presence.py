@@ -50,7 +50,6 @@ def _ms() -> int:
 class Presence:
     def __init__(self, redis: aioredis.Redis, config: PresenceConfig | None = None,
                  scripts: Scripts | None = None, conn: RespConnection | None = None) -> None:
-        self.redis = redis
         self.config = config or PresenceConfig()
         self.scripts = scripts or Scripts.register(redis)
         #: Scripts run on a lean connection (resp.py): the heartbeat sends one per present socket.

@@ -215,6 +215,14 @@ async def run_script(conn: RespConnection, script: AsyncScript, keys: Sequence[A
     return reply
 
 
+def raising(replies: list[Any]) -> list[Any]:
+    """``replies`` of a pipeline, or its first error reply raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 async def run_scripts(conn: RespConnection, script: AsyncScript,
                       calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
     """``EVALSHA`` once per ``(keys, args)`` in one pipeline; replies in order. On ``NOSCRIPT`` the
@@ -228,7 +236,4 @@ async def run_scripts(conn: RespConnection, script: AsyncScript,
         await conn.call("SCRIPT", "LOAD", bytes(source) if isinstance(source, memoryview) else source)
         for i, reply in zip(missed, await conn.pipeline([commands[i] for i in missed]), strict=True):
             replies[i] = reply
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
+    return raising(replies)
