@@ -16,6 +16,7 @@ Shape (see keys.py for the key layout and the Redis Cluster argument):
 Order. Offsets come from PostgreSQL, so two publishers of one channel may reach Redis out of order
 (offset 6 before 5). The script refuses to leave a hole: offset 6 on top 4 answers "gap" and the
 publisher first appends 5 from PostgreSQL (``Backfill``), then 6; the late 5 is then a duplicate.
+A channel with no stream yet (new, or lost) of at most 64 events starts whole the same way, from 0.
 A receiving node that sees an offset above the next one it expects refills from the stream (or
 PostgreSQL) before delivering, and drops offsets it already delivered. So every node delivers each
 channel's events in offset order, without holes or duplicates.

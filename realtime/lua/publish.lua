@@ -7,14 +7,23 @@
 --
 -- Returns {status, top, nodes}: status 0 appended, 1 duplicate (offset already there: a retry),
 -- 2 gap (offset > top + 1: the caller appends the missing offsets first, from PostgreSQL).
--- A missing meta (Redis lost it, or it expired) or another epoch restarts the stream here: older
--- offsets are then served from PostgreSQL.
+-- A missing meta (a new channel; or Redis lost it, or it expired) or another epoch starts the stream
+-- again. A channel of at most WHOLE events starts whole: the answer is a gap from 0, so the caller
+-- appends the earlier offsets from PostgreSQL first (two publishers of a new channel can reach Redis
+-- out of order, and the first to arrive must not decide where its history begins). A longer one
+-- restarts at this offset: older offsets are then served from PostgreSQL.
+local WHOLE = 64
 local meta, stream, nodes = KEYS[1], KEYS[2], KEYS[3]
 local epoch, offset = ARGV[1], tonumber(ARGV[2])
 local cur = redis.call('HMGET', meta, 'e', 'top')
 local top
 if (not cur[1]) or cur[1] ~= epoch then
   redis.call('DEL', stream)
+  if offset > 1 and offset <= WHOLE then
+    redis.call('HSET', meta, 'e', epoch, 'top', 0)
+    redis.call('EXPIRE', meta, ARGV[6])
+    return {2, 0, {}}
+  end
   top = offset - 1
 else
   top = tonumber(cur[2])

@@ -81,6 +81,28 @@ async def test_history_is_capped_and_a_lost_stream_restarts(redis: aioredis.Redi
     assert await pub.history(ch, 299, 301) is None
 
 
+async def test_a_short_channel_starts_whole_whichever_offset_reaches_redis_first(redis: aioredis.Redis) -> None:
+    ch = channel()
+    pub = RedisBroker(redis, "publisher")
+    asked: list[tuple[int, int]] = []
+
+    async def backfill(c: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        asked.append((after, upto))
+        return [(i, frame(i)) for i in range(after + 1, upto + 1)]
+
+    # Another writer's offset 3 arrives before offsets 1 and 2 of a new channel.
+    await pub.publish(ch, "e1", 3, frame(3), "event", backfill)
+    assert asked == [(0, 2)]
+    assert await pub.history(ch, 0, 3) == [(i, frame(i)) for i in range(1, 4)]
+    for i in (1, 2):  # the late ones are duplicates now
+        await pub.publish(ch, "e1", i, frame(i), "event", backfill)
+    assert await redis.xlen(keys.channel_stream(ch)) == 3 and asked == [(0, 2)]
+    # Lost while still short: it comes back whole too.
+    await redis.delete(keys.channel_meta(ch), keys.channel_stream(ch))
+    await pub.publish(ch, "e1", 4, frame(4), "event", backfill)
+    assert await pub.history(ch, 0, 4) == [(i, frame(i)) for i in range(1, 5)]
+
+
 async def test_chores_over_many_channels_run_in_slices_and_miss_none(redis: aioredis.Redis) -> None:
     node = RedisBroker(redis, f"n-{uuid.uuid4().hex[:6]}")
     publisher = RedisBroker(redis, "publisher")
