@@ -142,6 +142,10 @@ class Cluster:
         await asyncio.gather(*(self.wait_ready(hub) for hub in [*self.hubs, *self.ingests]))
         for index in range(self.workers_wanted):
             self.workers.append(self._spawn_worker(f"bench-worker-{index}"))
+        # A new cluster has just written tens of MB (initdb, a database, migrations). The kernel
+        # writes dirty pages back 30 s later, in a burst that stalled PostgreSQL's commits for up
+        # to 440 ms in whichever phase was being measured then. Flushed here, before any phase.
+        await asyncio.to_thread(os.sync)
         return self
 
     @property

@@ -1,149 +1,35 @@
 """Local-disk object store for embedded mode. Every file operation runs in a worker thread.
 
-Layout under ``root``: objects at their key path; multipart parts in ``.multipart/<id>/<n>.<etag>``;
-publishing concatenates the parts into a temporary file then renames it, so a reader never sees a
-half-written object. Keys are relative, '/'-separated and may not climb out of ``root``.
+Layout under ``root``: objects at their key path; multipart objects in ``.multipart/<id>/``
+(media/local_multipart.py: parts go into one spool file that becomes the object by a rename). An
+object appears all at once, so a reader never sees a half-written one. Keys are relative,
+'/'-separated and may not climb out of ``root``.
 
-A part's etag is a random token named in its file name, not a hash of its bytes: completing with an
+A part's etag is a random token named in its record, not a hash of its bytes: completing with an
 etag finds exactly the write that returned it (a part uploaded again gets a new one, as on S3), and
 no thread spends milliseconds hashing. The bytes are sealed chunk by chunk (media/crypto.py), so
 corruption is caught where they are read. Upload I/O runs on low-priority threads beside the hubs,
-so it is kept to short runs of CPU: a run the scheduler cannot cut short delays whatever woke
-behind it on that CPU, a hub or PostgreSQL.
+so it is kept to short runs of CPU and disk (media/local_files.py): a run the scheduler cannot cut
+short delays whatever woke behind it, a hub or PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import hashlib
 import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from media.background import background_executor
 from media.errors import StoreError
+from media.local_files import WRITE_SLICE, Piece, publish_concatenated, write_atomic
+from media.local_multipart import MultipartFolder
 from media.store import Part
 
 T = TypeVar("T")
-
-#: Bytes written between two flushes to disk. One fsync of a whole 8 MiB part (or of a 200 MB
-#: object being published) holds the disk for tens of milliseconds, and every other fsync on it,
-#: PostgreSQL's commits included, queues behind: chat on the same machine stalled. Flushing every
-#: slice keeps each flush short, so the commits slip in between.
-FLUSH_SLICE = 1 << 20
-
-#: Bytes per write (or in-kernel copy) system call. Copying into the page cache is kernel work that
-#: a kernel preempting only on the way back to user space does not interrupt: beside the uploads
-#: benchmark a 1 MiB write ran 2.5 ms at a time, and a hub or PostgreSQL woken on that CPU waited
-#: for its end. A 128 KiB call returns within a few tenths of a millisecond.
-WRITE_SLICE = 128 << 10
-
-
-class _Flushing:
-    """Counts bytes written to ``fd`` and flushes them to disk every ``FLUSH_SLICE``."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.unflushed = fd, 0
-
-    def wrote(self, n: int) -> None:
-        self.unflushed += n
-        if self.unflushed >= FLUSH_SLICE:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.unflushed:
-            os.fdatasync(self.fd)
-            self.unflushed = 0
-
-
-def _write_flushed(fh: BinaryIO, data: bytes | bytearray) -> None:
-    fh.flush()  # what follows bypasses the buffer
-    flushing = _Flushing(fh.fileno())
-    view, done = memoryview(data), 0
-    while done < len(view):
-        n = os.write(flushing.fd, view[done:done + WRITE_SLICE])
-        done += n
-        flushing.wrote(n)
-    flushing.flush()
-
-
-def _copy_flushed(src: BinaryIO, out: BinaryIO) -> None:
-    """Append all of ``src`` to ``out``: in the kernel where it can (``copy_file_range``), so the
-    bytes never pass through Python; else through a buffer. Sliced and flushed as above."""
-    copy_range = getattr(os, "copy_file_range", None)
-    out.flush()
-    flushing = _Flushing(out.fileno())
-    while True:
-        copied = -1
-        if copy_range is not None:
-            try:
-                copied = copy_range(src.fileno(), flushing.fd, WRITE_SLICE)
-            except OSError as exc:  # a file system or kernel without it
-                if exc.errno not in _NO_COPY_RANGE:
-                    raise
-                copy_range = None
-        if copied < 0:
-            block = src.read(WRITE_SLICE)
-            view, copied = memoryview(block), 0
-            while copied < len(view):
-                copied += os.write(flushing.fd, view[copied:])
-        if not copied:
-            break
-        flushing.wrote(copied)
-    flushing.flush()
-
-
-_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
-
-
-def _part_file(folder: Path, part: Part) -> Path:
-    path = folder / f"{part.number:05d}.{part.etag}"
-    if path.is_file():
-        return path
-    # Parts written before etags were tokens: named by number, etag the start of their sha256.
-    # Uploads live a day, so one written across an upgrade completes with these.
-    legacy = folder / f"{part.number:05d}"
-    if legacy.is_file() and _sha256_prefix(legacy) == part.etag:
-        return legacy
-    raise StoreError(f"part {part.number} does not match its etag", code="bad_part")
-
-
-def _sha256_prefix(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(FLUSH_SLICE):
-            digest.update(block)
-    return digest.hexdigest()[:32]
-
-
-def _publish_concatenated(target: Path, sources: Sequence[Path]) -> None:
-    """``target`` becomes the files ``sources`` one after the other, all at once (rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            for source in sources:
-                with open(source, "rb") as src:
-                    _copy_flushed(src, out)
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: Path, data: bytes | bytearray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        _write_flushed(fh, data)
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
 
 class LocalStore:
     min_part_size = 1
@@ -169,14 +55,14 @@ class LocalStore:
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
-        await self._write(lambda: _write_atomic(path, data))
+        await self._write(lambda: write_atomic(path, data))
 
     async def put_file(self, key: str, path: Path, *, content_type: str, cache_control: str) -> None:
         # HTTP metadata has no place on a plain folder; whoever serves it sets the headers.
         target = self._path(key)
 
         # Not shutil.copyfile: its sendfile() copies a whole rendition in one kernel run.
-        await self._write(lambda: _publish_concatenated(target, [path]))
+        await self._write(lambda: publish_concatenated(target, [Piece(path)]))
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -258,33 +144,21 @@ class LocalStore:
         return multipart_id
 
     async def upload_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray) -> str:
-        folder = self._mp_dir(multipart_id)
-        etag = secrets.token_hex(16)
-
-        def write() -> str:
-            if not folder.is_dir():
-                raise StoreError("multipart upload not found", status=404, code="not_found")
-            written = f"{number:05d}.{etag}"
-            _write_atomic(folder / written, data)
-            for stale in folder.glob(f"{number:05d}.*"):  # this number's earlier writes: replaced
-                if stale.name != written:
-                    stale.unlink(missing_ok=True)
-            return etag
-        return await self._write(write)
+        folder = MultipartFolder(self._mp_dir(multipart_id))
+        return await self._write(lambda: folder.write_part(number, data))
 
     async def complete_multipart(self, key: str, multipart_id: str, parts: Sequence[Part]) -> None:
-        folder, target = self._mp_dir(multipart_id), self._path(key)
+        folder, target = MultipartFolder(self._mp_dir(multipart_id)), self._path(key)
         for part in parts:
             if not part.etag.isalnum():
                 raise StoreError(f"part {part.number} does not match its etag", code="bad_part")
 
         def publish() -> None:
-            if not folder.is_dir():
+            if not folder.path.is_dir():
                 if target.is_file():
                     return  # completed before: completion is idempotent
                 raise StoreError("multipart upload not found", status=404, code="not_found")
-            _publish_concatenated(target, [_part_file(folder, part) for part in parts])
-            shutil.rmtree(folder, ignore_errors=True)
+            folder.publish(target, parts)
         await self._write(publish)
 
     async def abort_multipart(self, key: str, multipart_id: str) -> None:

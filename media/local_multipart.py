@@ -1,0 +1,151 @@
+"""An S3-style multipart object on local disk, completed by a rename instead of a copy.
+
+The tus handler writes part n+1 after part n, every part but the last the same size. Each part is
+written straight into the folder's *spool* file where the previous one ended, so completing the
+object renames the spool. Before, every byte was written twice (parts, then the object they were
+copied into) and the parts were then deleted: beside the uploads benchmark the copy held the disk
+for seconds, and deleting 800 MB on a file system with online discard stalled other fsyncs,
+PostgreSQL's commits included, for up to 170 ms.
+
+A part that does not fit that shape (written before the one ahead of it, or written again with
+another size while later parts exist) goes to a file of its own, and completion assembles the
+object by copying, as S3 semantics require: any part may be written again, the last write wins,
+and only the parts named at completion, with their etags, form the object.
+
+Layout of ``.multipart/<id>/``: ``spool``; for a part in the spool an empty record
+``<n:05d>.<etag>@<start>+<size>``, made once its bytes are on disk; for a part in its own file,
+``<n:05d>.<etag>``; a part of the release before etags were tokens, ``<n:05d>`` (its etag is the
+start of its sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from media.errors import StoreError
+from media.local_files import FLUSH_SLICE, Piece, publish_concatenated, write_atomic, write_flushed
+from media.store import Part
+
+SPOOL = "spool"
+_RECORD = re.compile(r"^(\d{5})\.([0-9a-f]+)@(\d+)\+(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    number: int
+    etag: str
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+def _number_of(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+class MultipartFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _names(self) -> list[str]:
+        try:
+            return [name for name in os.listdir(self.path) if not name.startswith(".")]
+        except FileNotFoundError:
+            raise StoreError("multipart upload not found", status=404, code="not_found") from None
+
+    @staticmethod
+    def _spooled(names: Sequence[str]) -> dict[int, Spooled]:
+        found = {}
+        for name in names:
+            if match := _RECORD.match(name):
+                number, etag, start, size = match.groups()
+                found[int(number)] = Spooled(int(number), etag, int(start), int(size))
+        return found
+
+    @staticmethod
+    def _spool_start(number: int, size: int, spooled: dict[int, Spooled]) -> int | None:
+        """Where part ``number`` goes in the spool, or None when it needs a file of its own."""
+        if number == 1:
+            start = 0
+        elif (previous := spooled.get(number - 1)) is not None:
+            start = previous.end
+        else:
+            return None
+        if not any(n > number for n in spooled):
+            return start
+        mine = spooled.get(number)  # rewritten in place: the later parts keep their bytes
+        return start if mine is not None and mine.start == start and mine.size == size else None
+
+    def write_part(self, number: int, data: bytes | bytearray) -> str:
+        """Store part ``number``; returns its new etag. Earlier writes of the number are dropped."""
+        names = self._names()
+        etag = secrets.token_hex(16)
+        start = self._spool_start(number, len(data), self._spooled(names))
+        if start is None:
+            written = f"{number:05d}.{etag}"
+            write_atomic(self.path / written, data)
+        else:
+            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                write_flushed(fd, data, start)
+            finally:
+                os.close(fd)
+            written = f"{number:05d}.{etag}@{start}+{len(data)}"
+            (self.path / written).touch()
+        for name in names:
+            if name != SPOOL and _number_of(name) == f"{number:05d}":
+                (self.path / name).unlink(missing_ok=True)
+        return etag
+
+    def _piece(self, part: Part, names: Sequence[str], spooled: dict[int, Spooled]) -> Piece:
+        record = spooled.get(part.number)
+        if record is not None and record.etag == part.etag:
+            return Piece(self.path / SPOOL, record.start, record.size)
+        own = self.path / f"{part.number:05d}.{part.etag}"
+        if own.name in names:
+            return Piece(own)
+        legacy = self.path / f"{part.number:05d}"
+        if legacy.name in names and _sha256_prefix(legacy) == part.etag:
+            return Piece(legacy)
+        raise StoreError(f"part {part.number} does not match its etag", code="bad_part")
+
+    def publish(self, target: Path, parts: Sequence[Part]) -> None:
+        """``target`` becomes ``parts`` in order, all at once; then the folder is removed."""
+        names = self._names()
+        spooled = self._spooled(names)
+        pieces = [self._piece(part, names, spooled) for part in parts]
+        spool = self.path / SPOOL
+        end = 0
+        for piece in pieces:
+            if piece.path != spool or piece.start != end or piece.size is None:
+                break
+            end += piece.size
+        else:
+            if pieces:  # the spool is the object: cut what an earlier, longer write left behind
+                with open(spool, "r+b", buffering=0) as fh:
+                    os.ftruncate(fh.fileno(), end)
+                    os.fsync(fh.fileno())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(spool, target)
+                shutil.rmtree(self.path, ignore_errors=True)
+                return
+        publish_concatenated(target, pieces)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _sha256_prefix(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(FLUSH_SLICE):
+            digest.update(block)
+    return digest.hexdigest()[:32]
