@@ -132,7 +132,13 @@ class MultipartFolder:
             end += piece.size
         else:
             if pieces:  # the spool is the object: cut what an earlier, longer write left behind
-                with open(spool, "r+b", buffering=0) as fh:
+                try:
+                    fh = open(spool, "r+b", buffering=0)
+                except FileNotFoundError:
+                    raise StoreError("the parts' spool is missing", code="bad_part") from None
+                with fh:
+                    if os.fstat(fh.fileno()).st_size < end:  # never pad a lost tail with zeros
+                        raise StoreError("the parts' spool is shorter than its parts", code="bad_part")
                     os.ftruncate(fh.fileno(), end)
                     os.fsync(fh.fileno())
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from media.errors import StoreError
-from media.store import Part
 from media.local_files import FLUSH_SLICE
+from media.store import Part
 from media.store_local import LocalStore
 
 
@@ -94,3 +94,14 @@ async def test_parts_written_before_the_upgrade_still_complete(tmp_path: Path) -
         await store.complete_multipart("k/old", mp, [Part(1, "0" * 32), Part(2, fresh)])
     await store.complete_multipart("k/old", mp, [Part(1, legacy), Part(2, fresh)])
     assert await store.get("k/old") == b"written by the previous release, and this one after"
+
+
+async def test_a_spool_cut_short_is_refused_not_padded(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    mp = await store.create_multipart("k/cut")
+    etags = [await store.upload_part("k/cut", mp, n, b"x" * 100) for n in (1, 2)]
+    os.truncate(tmp_path / ".multipart" / mp / "spool", 150)
+    with pytest.raises(StoreError) as info:
+        await store.complete_multipart("k/cut", mp, [Part(1, etags[0]), Part(2, etags[1])])
+    assert info.value.code == "bad_part"
+    assert not await store.exists("k/cut")
