@@ -95,7 +95,7 @@ class MultipartFolder:
             written = f"{number:05d}.{etag}"
             write_atomic(self.path / written, data)
         else:
-            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o666)  # as open(): the umask decides
             try:
                 write_flushed(fd, data, start)
             finally:
