@@ -16,7 +16,7 @@ delivery p50 doubling inside them. A chore now also spreads its slices over part
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,12 +25,13 @@ SLICE = 100  # commands per pipeline of a chore (a slice costs Redis and the loo
 PAUSE_S = 0.002  # between two slices of one chore
 
 
-async def sliced(items: Sequence[T], size: int = SLICE, *, over_s: float = 0.0) -> AsyncIterator[Sequence[T]]:
+async def sliced(items: Sequence[T], size: int = SLICE, *, over_s: float = 0.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[Sequence[T]]:
     """``items`` in slices of ``size``, pausing between two slices ``PAUSE_S`` or, to spread them
-    over about ``over_s`` seconds, longer."""
+    over about ``over_s`` seconds, longer. ``sleep`` takes the pauses (a test records them)."""
     slices = -(-len(items) // size)
     pause = max(PAUSE_S, over_s / slices) if slices > 1 else 0.0
     for start in range(0, len(items), size):
         if start:
-            await asyncio.sleep(pause)
+            await sleep(pause)
         yield items[start:start + size]
