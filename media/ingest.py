@@ -28,9 +28,11 @@ import asyncpg
 import structlog
 
 from media import keys, metrics, sniff, uploads
+from media.config import CHUNK_SIZE
 from media.context import MediaContext
-from media.crypto import ChunkCipher, DataKey
+from media.crypto import TAG, ChunkCipher, DataKey
 from media.errors import (
+    CryptoError,
     TusError,
     checksum_mismatch,
     conflict,
@@ -44,7 +46,7 @@ from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
 from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
 from media.parts import PartAssembler
-from media.store import read_buffer
+from media.store import PartStager, read_buffer
 from media.uploads import Upload
 
 log = structlog.get_logger(__name__)
@@ -180,7 +182,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                  body: AsyncIterator[bytes], keepalive: KeepAlive) -> Upload:
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
-    tail = await read_buffer(ctx.store, upload.tail_key) if upload.tail_key else None
+    tail, staged_base = await _read_tail(ctx, upload)
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
                                 upload_id=upload.id, tail=tail)
     etags = list(upload.parts)
@@ -241,8 +243,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                 raise locked()
             staged = asm.take_tail(upload.id)
             if staged is not None:
-                new_tail = keys.tail_key(upload.object_key, asm.offset, secrets.token_hex(4))
-                await ctx.store.put(new_tail, staged)
+                new_tail = await _stage_tail(ctx, upload, asm.offset, staged, staged_base)
             whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
             committed = await uploads.commit(
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts], tail_key=new_tail,
@@ -261,3 +262,57 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
         log.info("patch_interrupted", upload_id=upload.id, offset=committed.offset, reason=interrupted.reason)
         raise interrupted
     return committed
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBase:
+    """What a request resumed from: the first ``size`` bytes of part ``number``, staged in the
+    store under ``token`` (``PartStager``)."""
+    number: int
+    token: str
+    size: int
+
+
+def _whole_chunks_before(offset: int, part_size: int) -> tuple[int, int]:
+    """(part number, bytes of its whole sealed chunks) at ``offset`` inside a part."""
+    return offset // part_size + 1, (offset % part_size) // CHUNK_SIZE * (CHUNK_SIZE + TAG)
+
+
+async def _read_tail(ctx: MediaContext, upload: Upload) -> tuple[bytearray | None, StagedBase | None]:
+    """The staged form of the unfinished part: a tail object, or the store's staged whole chunks
+    followed by the partial chunk the tail object holds."""
+    if not upload.tail_key:
+        return None, None
+    tail = await read_buffer(ctx.store, upload.tail_key)
+    token = keys.staged_token(upload.tail_key)
+    if token is None:
+        return tail, None
+    if not isinstance(ctx.store, PartStager):
+        raise CryptoError("the staged tail of this upload is in a store this node does not use", code="tail_missing")
+    number, size = _whole_chunks_before(upload.offset, ctx.media.part_size)
+    staged = await ctx.store.read_staged(upload.object_key, upload.multipart_id, number, token, size)
+    staged += tail  # the partial chunk: at most one chunk
+    return staged, StagedBase(number, token, size)
+
+
+async def _stage_tail(ctx: MediaContext, upload: Upload, offset: int, staged: bytearray,
+                      base: StagedBase | None) -> str:
+    """Store the unfinished part's staged form (``PartAssembler.take_tail``) so any node resumes at
+    ``offset``; returns the tail key to commit. Where the store stages in place, only the chunks
+    this request added are written there and the tail object holds the partial chunk alone:
+    otherwise every request ending mid-part wrote the whole unfinished part again, and the part
+    then a second time (the uploads benchmark: 45 % more bytes through the disk than uploaded)."""
+    nonce = secrets.token_hex(4)
+    number, cut = _whole_chunks_before(offset, ctx.media.part_size)
+    if cut and isinstance(ctx.store, PartStager):
+        at, token = (base.size, base.token) if base is not None and base.number == number else (0, None)
+        if cut > at:
+            token = await ctx.store.stage_part(upload.object_key, upload.multipart_id, number,
+                                               memoryview(staged)[at:cut], at=at, base=token if at else None)
+        if token is not None:
+            key = keys.staged_tail_key(upload.object_key, offset, nonce, token)
+            await ctx.store.put(key, staged[cut:])
+            return key
+    key = keys.tail_key(upload.object_key, offset, nonce)
+    await ctx.store.put(key, staged)
+    return key

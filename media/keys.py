@@ -19,3 +19,14 @@ def object_key(upload_id: str) -> str:
 def tail_key(object_key: str, offset: int, nonce: str) -> str:
     # The nonce keeps a writer that lost its lock from overwriting the committed tail at this offset.
     return f"staging/{object_key}.tail.{offset}.{nonce}"
+
+
+def staged_tail_key(object_key: str, offset: int, nonce: str, token: str) -> str:
+    """A tail holding only the partial chunk; the whole chunks before it are staged in the store
+    under ``token`` (``media.store.PartStager``)."""
+    return f"{tail_key(object_key, offset, nonce)}.staged-{token}"
+
+
+def staged_token(key: str) -> str | None:
+    _, sep, token = key.rpartition(".staged-")
+    return token if sep and token.isalnum() else None

@@ -45,7 +45,7 @@ class Flushing:
             self.unflushed = 0
 
 
-def write_flushed(fd: int, data: bytes | bytearray, at: int) -> None:
+def write_flushed(fd: int, data: bytes | bytearray | memoryview, at: int) -> None:
     """Write ``data`` at offset ``at`` of ``fd`` in short calls, flushed every slice and at the end."""
     flushing = Flushing(fd)
     view, done = memoryview(data), 0

@@ -20,21 +20,25 @@ start of its sha256).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from media.errors import StoreError
-from media.local_files import FLUSH_SLICE, Piece, publish_concatenated, write_atomic, write_flushed
+from media.local_files import FLUSH_SLICE, WRITE_SLICE, Piece, publish_concatenated, write_atomic, write_flushed
 from media.store import Part
 
 SPOOL = "spool"
+_LOCK = ".lock"  # one writer of the folder at a time, across threads and processes
 _RECORD = re.compile(r"^(\d{5})\.([0-9a-f]+)@(\d+)\+(\d+)$")
+_STAGED = re.compile(r"^(\d{5})\.staged\.([0-9a-f]+)@(\d+)\+(\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +53,27 @@ class Spooled:
         return self.start + self.size
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """The first ``size`` bytes of part ``number``'s place in the spool, staged under ``token``."""
+    number: int
+    token: str
+    start: int
+    size: int
+
+
 def _number_of(name: str) -> str:
     return name.split(".", 1)[0]
+
+
+def _same_bytes(fd: int, at: int, data: memoryview) -> bool:
+    done = 0
+    while done < len(data):
+        block = os.pread(fd, min(WRITE_SLICE * 8, len(data) - done), at + done)
+        if not block or block != data[done:done + len(block)]:
+            return False
+        done += len(block)
+    return True
 
 
 class MultipartFolder:
@@ -86,26 +109,105 @@ class MultipartFolder:
         mine = spooled.get(number)  # rewritten in place: the later parts keep their bytes
         return start if mine is not None and mine.start == start and mine.size == size else None
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            raise StoreError("multipart upload not found", status=404, code="not_found") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @staticmethod
+    def _staged(names: Sequence[str], number: int) -> list[Staged]:
+        found = []
+        for name in names:
+            if (match := _STAGED.match(name)) and int(match.group(1)) == number:
+                found.append(Staged(number, match.group(2), int(match.group(3)), int(match.group(4))))
+        return found
+
     def write_part(self, number: int, data: bytes | bytearray) -> str:
-        """Store part ``number``; returns its new etag. Earlier writes of the number are dropped."""
-        names = self._names()
-        etag = secrets.token_hex(16)
-        start = self._spool_start(number, len(data), self._spooled(names))
-        if start is None:
-            written = f"{number:05d}.{etag}"
-            write_atomic(self.path / written, data)
-        else:
-            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o666)  # as open(): the umask decides
+        """Store part ``number``; returns its new etag. Earlier writes of the number are dropped.
+        A prefix already staged in its place (``stage``) and equal to ``data``'s is not written again."""
+        with self._locked():
+            names = self._names()
+            etag = secrets.token_hex(16)
+            start = self._spool_start(number, len(data), self._spooled(names))
+            kept: set[str] = set()
+            if start is None:
+                written = f"{number:05d}.{etag}"
+                write_atomic(self.path / written, data)
+                kept = {st.token for st in self._staged(names, number)}  # the spool is untouched
+            else:
+                view = memoryview(data)
+                fd = os.open(self.path / SPOOL, os.O_RDWR | os.O_CREAT, 0o666)  # as open(): the umask decides
+                try:
+                    skip = 0
+                    staged = sorted((st for st in self._staged(names, number)
+                                     if st.start == start and st.size <= len(view)), key=lambda st: -st.size)
+                    for st in staged:
+                        if _same_bytes(fd, start, view[:st.size]):
+                            skip = st.size
+                            break
+                    kept = {st.token for st in staged if st.size <= skip}
+                    write_flushed(fd, view[skip:], start + skip)
+                finally:
+                    os.close(fd)
+                written = f"{number:05d}.{etag}@{start}+{len(data)}"
+                (self.path / written).touch()
+            for name in names:
+                if name == SPOOL or _number_of(name) != f"{number:05d}":
+                    continue
+                match = _STAGED.match(name)
+                if match is None or match.group(2) not in kept:
+                    (self.path / name).unlink(missing_ok=True)
+            return etag
+
+    def stage(self, number: int, data: bytes | bytearray | memoryview, *, at: int, base: str | None) -> str | None:
+        """Put ``data``, the bytes of part ``number`` from ``at`` on, in the part's place in the
+        spool; bytes before ``at`` are those staged under ``base``. Returns a token naming the
+        first ``at + len(data)`` bytes, or None where the part's place is not settled or someone
+        staged past ``at`` (a writer that lost its lock: its bytes are never overwritten)."""
+        with self._locked():
+            names = self._names()
+            spooled = self._spooled(names)
+            if any(n >= number for n in spooled):
+                return None
+            start = 0 if number == 1 else spooled[number - 1].end if number - 1 in spooled else None
+            if start is None:
+                return None
+            staged = self._staged(names, number)
+            if at and not any(st.token == base and st.start == start and st.size == at for st in staged):
+                return None
+            if any(st.start == start and st.size > at for st in staged):
+                return None
+            token = secrets.token_hex(16)
+            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o666)
             try:
-                write_flushed(fd, data, start)
+                write_flushed(fd, data, start + at)
             finally:
                 os.close(fd)
-            written = f"{number:05d}.{etag}@{start}+{len(data)}"
-            (self.path / written).touch()
-        for name in names:
-            if name != SPOOL and _number_of(name) == f"{number:05d}":
-                (self.path / name).unlink(missing_ok=True)
-        return etag
+            (self.path / f"{number:05d}.staged.{token}@{start}+{at + len(data)}").touch()
+            return token
+
+    def read_staged(self, number: int, token: str, size: int) -> bytearray:
+        """The first ``size`` bytes staged under ``token``, in a buffer the caller owns."""
+        with self._locked():
+            record = next((st for st in self._staged(self._names(), number) if st.token == token), None)
+            if record is None or size > record.size:
+                raise StoreError(f"the staged bytes of part {number} are gone", code="staged_missing")
+            buf = bytearray(size)
+            with open(self.path / SPOOL, "rb", buffering=0) as fh, memoryview(buf) as view:
+                done = 0
+                while done < size:
+                    n = os.preadv(fh.fileno(), [view[done:done + WRITE_SLICE]], record.start + done)
+                    if not n:
+                        raise StoreError(f"the staged bytes of part {number} are gone", code="staged_missing")
+                    done += n
+            return buf
 
     def _piece(self, part: Part, names: Sequence[str], spooled: dict[int, Spooled]) -> Piece:
         record = spooled.get(part.number)

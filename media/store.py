@@ -76,6 +76,22 @@ async def read_buffer(store: ObjectStore, key: str) -> bytearray:
 
 
 @runtime_checkable
+class PartStager(Protocol):
+    """A store that keeps an unfinished part's whole sealed chunks where the part will go (the
+    local spool), so they are written once: ``upload_part`` skips a staged prefix equal to its own.
+    The tus handler then stages only the partial chunk as a small object."""
+
+    async def stage_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview,
+                         *, at: int, base: str | None) -> str | None:
+        """Stage bytes ``[at, at + len(data))`` of part ``number``; those before ``at`` are the ones
+        staged under ``base``. Returns the token of the first ``at + len(data)`` bytes, or None:
+        then stage them another way."""
+
+    async def read_staged(self, key: str, multipart_id: str, number: int, token: str, size: int) -> bytearray:
+        """The first ``size`` bytes staged under ``token``; ``StoreError`` (``staged_missing``) if gone."""
+
+
+@runtime_checkable
 class RangeReader(Protocol):
     async def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object."""

@@ -147,6 +147,15 @@ class LocalStore:
         folder = MultipartFolder(self._mp_dir(multipart_id))
         return await self._write(lambda: folder.write_part(number, data))
 
+    async def stage_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview,
+                         *, at: int, base: str | None) -> str | None:
+        folder = MultipartFolder(self._mp_dir(multipart_id))
+        return await self._write(lambda: folder.stage(number, data, at=at, base=base))
+
+    async def read_staged(self, key: str, multipart_id: str, number: int, token: str, size: int) -> bytearray:
+        folder = MultipartFolder(self._mp_dir(multipart_id))
+        return await self._write(lambda: folder.read_staged(number, token, size))
+
     async def complete_multipart(self, key: str, multipart_id: str, parts: Sequence[Part]) -> None:
         folder, target = MultipartFolder(self._mp_dir(multipart_id)), self._path(key)
         for part in parts:

@@ -41,3 +41,65 @@ def test_completion_gives_the_last_write_of_every_named_part(writes: list[tuple[
         folder.publish(Path(tmp) / "obj", [Part(n, latest[n][0]) for n in named])
         assert (Path(tmp) / "obj").read_bytes() == b"".join(latest[n][1] for n in named)
         assert not folder.path.exists()
+
+
+def folder_at(tmp_path: Path) -> MultipartFolder:
+    folder = MultipartFolder(tmp_path / "mp")
+    folder.path.mkdir()
+    return folder
+
+
+def test_staged_chunks_are_written_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media import local_multipart
+    writes: list[tuple[int, int]] = []
+    real = local_multipart.write_flushed
+
+    def spy(fd: int, data: bytes | bytearray | memoryview, at: int) -> None:
+        writes.append((at, len(data)))
+        real(fd, data, at)
+
+    monkeypatch.setattr(local_multipart, "write_flushed", spy)
+    folder = folder_at(tmp_path)
+    first = folder.write_part(1, b"A" * 10)
+    part = b"0123456789" * 3
+    token = folder.stage(2, part[:10], at=0, base=None)
+    assert token is not None
+    token = folder.stage(2, part[10:25], at=10, base=token)
+    assert token is not None
+    assert folder.read_staged(2, token, 25) == part[:25]
+    writes.clear()
+    second = folder.write_part(2, part)
+    assert writes == [(10 + 25, 5)]  # only what was not staged
+    folder.publish(tmp_path / "obj", [Part(1, first), Part(2, second)])
+    assert (tmp_path / "obj").read_bytes() == b"A" * 10 + part
+
+
+def test_a_writer_that_lost_its_lock_cannot_stage_over_newer_bytes(tmp_path: Path) -> None:
+    folder = folder_at(tmp_path)
+    base = folder.stage(1, b"x" * 8, at=0, base=None)
+    newer = folder.stage(1, b"y" * 8, at=8, base=base)
+    assert base is not None and newer is not None
+    assert folder.stage(1, b"z" * 8, at=8, base=base) is None  # resumed from base, but someone went on
+    assert folder.stage(1, b"z" * 4, at=0, base=None) is None
+    assert folder.read_staged(1, newer, 16) == b"x" * 8 + b"y" * 8
+    assert folder.stage(1, b"w", at=3, base="0" * 32) is None  # a base it never staged
+
+
+def test_a_part_with_other_bytes_drops_the_staging_it_overwrote(tmp_path: Path) -> None:
+    folder = folder_at(tmp_path)
+    token = folder.stage(1, b"staged..", at=0, base=None)
+    assert token is not None
+    etag = folder.write_part(1, b"DIFFERENT bytes")
+    with pytest.raises(StoreError) as info:
+        folder.read_staged(1, token, 8)
+    assert info.value.code == "staged_missing"
+    folder.publish(tmp_path / "obj", [Part(1, etag)])
+    assert (tmp_path / "obj").read_bytes() == b"DIFFERENT bytes"
+
+
+def test_no_staging_where_the_parts_place_is_not_settled(tmp_path: Path) -> None:
+    folder = folder_at(tmp_path)
+    assert folder.stage(2, b"x", at=0, base=None) is None  # part 1 unwritten: where would 2 start?
+    for number in (1, 2, 3):
+        folder.write_part(number, b"part")
+    assert folder.stage(2, b"x", at=0, base=None) is None  # written already, and part 3 sits after it

@@ -17,7 +17,9 @@ from starlette.applications import Starlette
 from media import keys
 from media.app import upload_routes
 from media.backends import close_store
+from media.config import CHUNK_SIZE
 from media.context import MediaContext
+from media.crypto import TAG
 from realtime.services import Services
 from tests.media.conftest import (
     RecordingEvents,
@@ -303,3 +305,31 @@ async def test_draining_node_commits_and_sends_clients_elsewhere(client: httpx.A
     finally:
         ctx.draining.clear()
     assert (await send_patch(client, user, url, 200_000, data[200_000:])).status_code == 204
+
+
+async def test_a_part_in_pieces_is_staged_in_place_and_resumes_on_another_node(
+        client: httpx.AsyncClient, ctx: MediaContext, services: Services, user: User, db: asyncpg.Pool) -> None:
+    """With the local store a request that ends mid-part leaves its whole chunks where the part
+    goes; the tail object holds the partial chunk alone, and another node resumes from both."""
+    chunk, part = CHUNK_SIZE, ctx.media.part_size  # two chunks a part
+    data = mp4_bytes(3 * part + 1000, seed=7)
+    url = await create_upload(client, user, len(data))
+    for start, end, partial in [(0, chunk + 5000, 5000), (chunk + 5000, chunk + 9000, 9000),
+                                (chunk + 9000, part + chunk + 100, 100)]:
+        response = await send_patch(client, user, url, start, data[start:end])
+        assert response.status_code == 204, response.text
+        row = await upload_row(db, url)
+        assert keys.staged_token(row["tail_key"]) is not None, row["tail_key"]
+        assert len(await ctx.store.get(row["tail_key"])) == 12 + partial + TAG  # nonce, partial chunk, tag
+    other = await make_context(services, ctx.media, RecordingEvents())
+    try:
+        app = Starlette(routes=upload_routes(other))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n2.test") as c:
+            response = await send_patch(c, user, url, part + chunk + 100, data[part + chunk + 100:])
+            assert response.status_code == 204, response.text
+    finally:
+        await close_store(other.store)
+    row = await upload_row(db, url)
+    assert row["state"] == "enqueued" and row["tail_key"] is None
+    assert await stored_plaintext(ctx, row["object_key"]) == data
+    assert [k async for k in ctx.store.list_keys("staging/")] == []  # type: ignore[attr-defined]
