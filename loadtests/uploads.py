@@ -342,7 +342,9 @@ HUB_STAGES = {
 
 
 class RssSampler:
-    """Max resident memory of each hub (with its children) sampled every ``every_s``.
+    """Max resident memory of each hub (with its children) sampled every ``every_s``, and the bytes
+    each sent to storage between ``start`` and ``stop`` (``write_bytes``: what the upload path
+    costs the disk, steady from run to run where latency on a shared VM is not).
 
     Children are looked up when sampling starts and when it ends, not at every sample: the lookup
     walks /proc (1.7 ms a hub here) in this process's event loop, the one that also receives and
@@ -354,6 +356,7 @@ class RssSampler:
         self.hubs = list(hubs)
         self.every_s = every_s
         self.max_rss = {h.node_id: 0 for h in hubs}
+        self.disk_written = {h.node_id: 0 for h in hubs}
         self._procs: dict[str, list[psutil.Process]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -368,6 +371,14 @@ class RssSampler:
         for proc in procs:
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
+        return total
+
+    @staticmethod
+    def written(procs: Sequence[psutil.Process]) -> int:
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error, AttributeError):  # io_counters: not on every platform
+                total += proc.io_counters().write_bytes
         return total
 
     @classmethod
@@ -390,6 +401,8 @@ class RssSampler:
 
     def start(self) -> None:
         self._look_up()
+        for node_id, procs in self._procs.items():
+            self.disk_written[node_id] = -self.written(procs)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> dict[str, float]:
@@ -399,6 +412,8 @@ class RssSampler:
                 await self._task
         self._look_up()
         self.sample()
+        for node_id, procs in self._procs.items():
+            self.disk_written[node_id] += self.written(procs)
         return {k: round(v / 2**20, 1) for k, v in self.max_rss.items()}
 
 
@@ -450,6 +465,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             during["hub_loop_lag"] = await lag.stop()
             during["hub_stages"] = await stages.stop()
         rss_max = await sampler.stop()
+        disk_written = sampler.disk_written
         await stages.start()
         meter.start()
         after = await chat.run(None, args.baseline_seconds)
@@ -483,8 +499,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "per_upload_mb_per_s": {"min": min(per_upload, default=None), "max": max(per_upload, default=None),
                                     "target": round(args.mbps / 8, 3)},
             "each": results,
+            # Bytes the upload nodes sent to storage per byte uploaded: 1.0 plus the encryption's
+            # 0.02 is the floor; staging a tail the store cannot keep in place costs more.
+            "disk_bytes_per_uploaded_byte": round(sum(disk_written.values()) / total_bytes, 3) if total_bytes else None,
         },
         "node_rss_mb": {"before": rss_before, "max_during": rss_max},  # hubs and ingest nodes
+        "node_disk_written_mb": {k: round(v / MB, 1) for k, v in disk_written.items()},
         "chat_without_uploads": baseline,  # before and after the uploads, pooled
         "chat_with_uploads": during,
     }
