@@ -12,10 +12,16 @@ another size while later parts exist) goes to a file of its own, and completion 
 object by copying, as S3 semantics require: any part may be written again, the last write wins,
 and only the parts named at completion, with their etags, form the object.
 
+An unfinished part's whole sealed chunks may be *staged* in its place before the part is whole
+(``stage``, for the tus handler's tail): written once there, they are skipped when the part
+arrives with the same bytes. Each staging has a token; one that another writer has staged past is
+refused, and a part written with other bytes drops the stagings it overwrote.
+
 Layout of ``.multipart/<id>/``: ``spool``; for a part in the spool an empty record
-``<n:05d>.<etag>@<start>+<size>``, made once its bytes are on disk; for a part in its own file,
-``<n:05d>.<etag>``; a part of the release before etags were tokens, ``<n:05d>`` (its etag is the
-start of its sha256).
+``<n:05d>.<etag>@<start>+<size>``, made once its bytes are on disk; for a staged prefix,
+``<n:05d>.staged.<token>@<start>+<size>``; for a part in its own file, ``<n:05d>.<etag>``; a
+part of the release before etags were tokens, ``<n:05d>`` (its etag is the start of its sha256);
+``.lock``, held (``flock``) by whoever reads or writes the folder.
 """
 
 from __future__ import annotations
