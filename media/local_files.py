@@ -56,6 +56,21 @@ def write_flushed(fd: int, data: bytes | bytearray | memoryview, at: int) -> Non
     flushing.flush()
 
 
+def read_sliced(fd: int, start: int, size: int) -> bytearray:
+    """Bytes ``[start, start + size)`` of ``fd`` in short reads, like the writes, into a buffer the
+    caller owns; shorter if the file ends first."""
+    buf = bytearray(size)
+    done = 0
+    with memoryview(buf) as view:  # released before the caller may resize the buffer
+        while done < size:
+            n = os.preadv(fd, [view[done:done + WRITE_SLICE]], start + done)
+            if not n:
+                break
+            done += n
+    del buf[done:]
+    return buf
+
+
 def copy_flushed(src: int, start: int, size: int, out: int) -> None:
     """Append bytes ``[start, start + size)`` of ``src`` to ``out``: in the kernel where it can
     (``copy_file_range``), so the bytes never pass through Python; else with ``pread``. Sliced and

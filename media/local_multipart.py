@@ -38,7 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from media.errors import StoreError
-from media.local_files import FLUSH_SLICE, WRITE_SLICE, Piece, publish_concatenated, write_atomic, write_flushed
+from media.local_files import (
+    FLUSH_SLICE,
+    WRITE_SLICE,
+    Piece,
+    publish_concatenated,
+    read_sliced,
+    write_atomic,
+    write_flushed,
+)
 from media.store import Part
 
 SPOOL = "spool"
@@ -48,9 +56,11 @@ _STAGED = re.compile(r"^(\d{5})\.staged\.([0-9a-f]+)@(\d+)\+(\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
-class Spooled:
+class Record:
+    """Bytes ``[start, start + size)`` of the spool: part ``number`` (``tag``: its etag), or the
+    first bytes of its place, staged (``tag``: the staging's token)."""
     number: int
-    etag: str
+    tag: str
     start: int
     size: int
 
@@ -59,13 +69,13 @@ class Spooled:
         return self.start + self.size
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
-    """The first ``size`` bytes of part ``number``'s place in the spool, staged under ``token``."""
-    number: int
-    token: str
-    start: int
-    size: int
+def _records(names: Sequence[str], pattern: re.Pattern[str]) -> list[Record]:
+    found = []
+    for name in names:
+        if match := pattern.match(name):
+            number, tag, start, size = match.groups()
+            found.append(Record(int(number), tag, int(start), int(size)))
+    return found
 
 
 def _number_of(name: str) -> str:
@@ -93,22 +103,27 @@ class MultipartFolder:
             raise StoreError("multipart upload not found", status=404, code="not_found") from None
 
     @staticmethod
-    def _spooled(names: Sequence[str]) -> dict[int, Spooled]:
-        found = {}
-        for name in names:
-            if match := _RECORD.match(name):
-                number, etag, start, size = match.groups()
-                found[int(number)] = Spooled(int(number), etag, int(start), int(size))
-        return found
+    def _spooled(names: Sequence[str]) -> dict[int, Record]:
+        return {record.number: record for record in _records(names, _RECORD)}
 
     @staticmethod
-    def _spool_start(number: int, size: int, spooled: dict[int, Spooled]) -> int | None:
-        """Where part ``number`` goes in the spool, or None when it needs a file of its own."""
+    def _staged(names: Sequence[str], number: int) -> list[Record]:
+        return [record for record in _records(names, _STAGED) if record.number == number]
+
+    @staticmethod
+    def _place(number: int, spooled: dict[int, Record]) -> int | None:
+        """Where part ``number`` starts in the spool: where part ``number - 1`` ends; None while
+        that part is not in the spool."""
         if number == 1:
-            start = 0
-        elif (previous := spooled.get(number - 1)) is not None:
-            start = previous.end
-        else:
+            return 0
+        previous = spooled.get(number - 1)
+        return None if previous is None else previous.end
+
+    @classmethod
+    def _spool_start(cls, number: int, size: int, spooled: dict[int, Record]) -> int | None:
+        """Where part ``number`` goes in the spool, or None when it needs a file of its own."""
+        start = cls._place(number, spooled)
+        if start is None:
             return None
         if not any(n > number for n in spooled):
             return start
@@ -127,14 +142,6 @@ class MultipartFolder:
         finally:
             os.close(fd)  # releases the lock
 
-    @staticmethod
-    def _staged(names: Sequence[str], number: int) -> list[Staged]:
-        found = []
-        for name in names:
-            if (match := _STAGED.match(name)) and int(match.group(1)) == number:
-                found.append(Staged(number, match.group(2), int(match.group(3)), int(match.group(4))))
-        return found
-
     def write_part(self, number: int, data: bytes | bytearray) -> str:
         """Store part ``number``; returns its new etag. Earlier writes of the number are dropped.
         A prefix already staged in its place (``stage``) and equal to ``data``'s is not written again."""
@@ -146,7 +153,7 @@ class MultipartFolder:
             if start is None:
                 written = f"{number:05d}.{etag}"
                 write_atomic(self.path / written, data)
-                kept = {st.token for st in self._staged(names, number)}  # the spool is untouched
+                kept = {st.tag for st in self._staged(names, number)}  # the spool is untouched
             else:
                 view = memoryview(data)
                 fd = os.open(self.path / SPOOL, os.O_RDWR | os.O_CREAT, 0o666)  # as open(): the umask decides
@@ -158,7 +165,7 @@ class MultipartFolder:
                         if _same_bytes(fd, start, view[:st.size]):
                             skip = st.size
                             break
-                    kept = {st.token for st in staged if st.size <= skip}
+                    kept = {st.tag for st in staged if st.size <= skip}
                     write_flushed(fd, view[skip:], start + skip)
                 finally:
                     os.close(fd)
@@ -182,11 +189,11 @@ class MultipartFolder:
             spooled = self._spooled(names)
             if any(n >= number for n in spooled):
                 return None
-            start = 0 if number == 1 else spooled[number - 1].end if number - 1 in spooled else None
+            start = self._place(number, spooled)
             if start is None:
                 return None
             staged = self._staged(names, number)
-            if at and not any(st.token == base and st.start == start and st.size == at for st in staged):
+            if at and not any(st.tag == base and st.start == start and st.size == at for st in staged):
                 return None
             if any(st.start == start and st.size > at for st in staged):
                 return None
@@ -202,22 +209,18 @@ class MultipartFolder:
     def read_staged(self, number: int, token: str, size: int) -> bytearray:
         """The first ``size`` bytes staged under ``token``, in a buffer the caller owns."""
         with self._locked():
-            record = next((st for st in self._staged(self._names(), number) if st.token == token), None)
+            record = next((st for st in self._staged(self._names(), number) if st.tag == token), None)
             if record is None or size > record.size:
                 raise StoreError(f"the staged bytes of part {number} are gone", code="staged_missing")
-            buf = bytearray(size)
-            with open(self.path / SPOOL, "rb", buffering=0) as fh, memoryview(buf) as view:
-                done = 0
-                while done < size:
-                    n = os.preadv(fh.fileno(), [view[done:done + WRITE_SLICE]], record.start + done)
-                    if not n:
-                        raise StoreError(f"the staged bytes of part {number} are gone", code="staged_missing")
-                    done += n
+            with open(self.path / SPOOL, "rb", buffering=0) as fh:
+                buf = read_sliced(fh.fileno(), record.start, size)
+            if len(buf) < size:
+                raise StoreError(f"the staged bytes of part {number} are gone", code="staged_missing")
             return buf
 
-    def _piece(self, part: Part, names: Sequence[str], spooled: dict[int, Spooled]) -> Piece:
+    def _piece(self, part: Part, names: Sequence[str], spooled: dict[int, Record]) -> Piece:
         record = spooled.get(part.number)
-        if record is not None and record.etag == part.etag:
+        if record is not None and record.tag == part.etag:
             return Piece(self.path / SPOOL, record.start, record.size)
         own = self.path / f"{part.number:05d}.{part.etag}"
         if own.name in names:

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from media.background import background_executor
 from media.errors import StoreError
-from media.local_files import WRITE_SLICE, Piece, publish_concatenated, write_atomic
+from media.local_files import Piece, publish_concatenated, read_sliced, write_atomic
 from media.local_multipart import MultipartFolder
 from media.store import Part
 
@@ -76,16 +76,7 @@ class LocalStore:
 
         def read() -> bytearray:
             with open(path, "rb", buffering=0) as fh:
-                buf = bytearray(os.fstat(fh.fileno()).st_size)
-                done = 0
-                with memoryview(buf) as view:  # released before the caller may resize the buffer
-                    while done < len(buf):  # short reads, like the writes
-                        n = fh.readinto(view[done:done + WRITE_SLICE])
-                        if not n:
-                            break
-                        done += n
-                del buf[done:]  # the file shrank meanwhile: keep what was read
-                return buf
+                return read_sliced(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)  # shrank meanwhile: what was read
         try:
             return await self._write(read)
         except FileNotFoundError:
