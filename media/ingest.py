@@ -45,7 +45,7 @@ from media.errors import (
 from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
 from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
-from media.parts import PartAssembler
+from media.parts import PartAssembler, SealedPart
 from media.store import PartStager, read_buffer
 from media.uploads import Upload
 
@@ -184,7 +184,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
     tail, staged_base = await _read_tail(ctx, upload)
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
-                                upload_id=upload.id, tail=tail)
+                                upload_id=upload.id, tail=tail, held=staged_base.size if staged_base else 0)
     etags = list(upload.parts)
     content_type = upload.content_type
     hasher = CHECKSUMS[checksum.algorithm]() if checksum else None
@@ -210,8 +210,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                             raise unsupported_media(
                                 "content is not an allowed video or image container; the upload was deleted")
                     for part in parts:
-                        etag = await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number,
-                                                           part.data)
+                        etag = await _store_part(ctx, upload, part, staged_base)
                         while len(etags) < part.number:
                             etags.append("")
                         etags[part.number - 1] = etag
@@ -241,9 +240,10 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             before = committed.offset
             if keepalive.lost:
                 raise locked()
+            held = asm.held
             staged = asm.take_tail(upload.id)
             if staged is not None:
-                new_tail = await _stage_tail(ctx, upload, asm.offset, staged, staged_base)
+                new_tail = await _stage_tail(ctx, upload, asm.offset, staged, staged_base if held else None)
             whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
             committed = await uploads.commit(
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts], tail_key=new_tail,
@@ -279,8 +279,9 @@ def _whole_chunks_before(offset: int, part_size: int) -> tuple[int, int]:
 
 
 async def _read_tail(ctx: MediaContext, upload: Upload) -> tuple[bytearray | None, StagedBase | None]:
-    """The staged form of the unfinished part: a tail object, or the store's staged whole chunks
-    followed by the partial chunk the tail object holds."""
+    """The staged form of the unfinished part: a tail object; where it names a staging in the
+    store (``PartStager``), the tail object holds the partial chunk and the store the whole chunks
+    before it, which are not read: the part is completed in place (``_store_part``)."""
     if not upload.tail_key:
         return None, None
     tail = await read_buffer(ctx.store, upload.tail_key)
@@ -290,29 +291,54 @@ async def _read_tail(ctx: MediaContext, upload: Upload) -> tuple[bytearray | Non
     if not isinstance(ctx.store, PartStager):
         raise CryptoError("the staged tail of this upload is in a store this node does not use", code="tail_missing")
     number, size = _whole_chunks_before(upload.offset, ctx.media.part_size)
-    staged = await ctx.store.read_staged(upload.object_key, upload.multipart_id, number, token, size)
-    staged += tail  # the partial chunk: at most one chunk
-    return staged, StagedBase(number, token, size)
+    return tail, StagedBase(number, token, size)
+
+
+async def _read_staged(ctx: MediaContext, upload: Upload, base: StagedBase) -> bytearray:
+    assert isinstance(ctx.store, PartStager)  # a StagedBase comes from a PartStager's tail
+    return await ctx.store.read_staged(upload.object_key, upload.multipart_id, base.number, base.token, base.size)
+
+
+async def _store_part(ctx: MediaContext, upload: Upload, part: SealedPart, base: StagedBase | None) -> str:
+    """Upload a sealed part; one that began in the store's staging (``part.held``) is completed
+    there, or, where the staging cannot be completed in place, read back and uploaded whole."""
+    if not part.held:
+        return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, part.data)
+    assert base is not None and base.number == part.number and base.size == part.held
+    assert isinstance(ctx.store, PartStager)
+    etag = await ctx.store.complete_staged(upload.object_key, upload.multipart_id, part.number, part.data,
+                                           at=part.held, base=base.token)
+    if etag is not None:
+        return etag
+    whole = await _read_staged(ctx, upload, base)
+    whole += part.data
+    return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, whole)
 
 
 async def _stage_tail(ctx: MediaContext, upload: Upload, offset: int, staged: bytearray,
                       base: StagedBase | None) -> str:
-    """Store the unfinished part's staged form (``PartAssembler.take_tail``) so any node resumes at
-    ``offset``; returns the tail key to commit. Where the store stages in place, only the chunks
-    this request added are written there and the tail object holds the partial chunk alone:
-    otherwise every request ending mid-part wrote the whole unfinished part again, and the part
-    then a second time (the uploads benchmark: 45 % more bytes through the disk than uploaded)."""
+    """Store the unfinished part's staged form (``PartAssembler.take_tail``: what follows the
+    ``base`` staging when given) so any node resumes at ``offset``; returns the tail key to commit.
+    Where the store stages in place, only the chunks this request added are written there and the
+    tail object holds the partial chunk alone: otherwise every request ending mid-part wrote the
+    whole unfinished part again, and the part then a second time (the uploads benchmark: 45 % more
+    bytes through the disk than uploaded)."""
     nonce = secrets.token_hex(4)
     number, cut = _whole_chunks_before(offset, ctx.media.part_size)
+    at = base.size if base is not None else 0
     if cut and isinstance(ctx.store, PartStager):
-        at, token = (base.size, base.token) if base is not None and base.number == number else (0, None)
+        token = base.token if base is not None else None
         if cut > at:
             token = await ctx.store.stage_part(upload.object_key, upload.multipart_id, number,
-                                               memoryview(staged)[at:cut], at=at, base=token if at else None)
+                                               memoryview(staged)[:cut - at], at=at, base=token)
         if token is not None:
             key = keys.staged_tail_key(upload.object_key, offset, nonce, token)
-            await ctx.store.put(key, staged[cut:])
+            await ctx.store.put(key, staged[cut - at:])
             return key
+    if base is not None:  # staged past by another writer: the tail object holds the whole part so far
+        whole = await _read_staged(ctx, upload, base)
+        whole += staged
+        staged = whole
     key = keys.tail_key(upload.object_key, offset, nonce)
     await ctx.store.put(key, staged)
     return key

@@ -147,37 +147,62 @@ class MultipartFolder:
         A prefix already staged in its place (``stage``) and equal to ``data``'s is not written again."""
         with self._locked():
             names = self._names()
-            etag = secrets.token_hex(16)
             start = self._spool_start(number, len(data), self._spooled(names))
-            kept: set[str] = set()
             if start is None:
-                written = f"{number:05d}.{etag}"
-                write_atomic(self.path / written, data)
+                etag = secrets.token_hex(16)
+                write_atomic(self.path / f"{number:05d}.{etag}", data)
                 kept = {st.tag for st in self._staged(names, number)}  # the spool is untouched
-            else:
-                view = memoryview(data)
-                fd = os.open(self.path / SPOOL, os.O_RDWR | os.O_CREAT, 0o666)  # as open(): the umask decides
-                try:
-                    skip = 0
-                    staged = sorted((st for st in self._staged(names, number)
-                                     if st.start == start and st.size <= len(view)), key=lambda st: -st.size)
-                    for st in staged:
-                        if _same_bytes(fd, start, view[:st.size]):
-                            skip = st.size
-                            break
-                    kept = {st.tag for st in staged if st.size <= skip}
-                    write_flushed(fd, view[skip:], start + skip)
-                finally:
-                    os.close(fd)
-                written = f"{number:05d}.{etag}@{start}+{len(data)}"
-                (self.path / written).touch()
-            for name in names:
-                if name == SPOOL or _number_of(name) != f"{number:05d}":
-                    continue
-                match = _STAGED.match(name)
-                if match is None or match.group(2) not in kept:
-                    (self.path / name).unlink(missing_ok=True)
-            return etag
+                self._drop_older(names, number, kept)
+                return etag
+            view = memoryview(data)
+            fd = os.open(self.path / SPOOL, os.O_RDWR | os.O_CREAT, 0o666)  # as open(): the umask decides
+            try:
+                skip = 0
+                for st in sorted(self._staged(names, number), key=lambda st: -st.size):
+                    if st.start == start and st.size <= len(view) and _same_bytes(fd, start, view[:st.size]):
+                        skip = st.size
+                        break
+                return self._spool(fd, names, number, start, view, skip)
+            finally:
+                os.close(fd)
+
+    def complete_staged(self, number: int, data: bytes | bytearray, *, at: int, base: str) -> str | None:
+        """Store part ``number`` as the ``at`` bytes staged under ``base`` followed by ``data``,
+        without reading the staged bytes; returns its etag, or None (``MultipartStore.upload_part``
+        the whole part instead) when that staging is gone or another writer staged past it."""
+        with self._locked():
+            names = self._names()
+            start = self._spool_start(number, at + len(data), self._spooled(names))
+            staged = [st for st in self._staged(names, number) if st.start == start]
+            if start is None or not any(st.tag == base and st.size == at for st in staged) \
+                    or any(st.size > at for st in staged):
+                return None
+            fd = os.open(self.path / SPOOL, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                return self._spool(fd, names, number, start, memoryview(data), at, offset=at)
+            finally:
+                os.close(fd)
+
+    def _spool(self, fd: int, names: Sequence[str], number: int, start: int, view: memoryview, skip: int,
+               *, offset: int = 0) -> str:
+        """Write part ``number`` into the spool at ``start``: ``view`` holds its bytes from ``offset``
+        on, and those before ``skip`` are on disk already (staged). Records it; returns its etag."""
+        write_flushed(fd, view[skip - offset:], start + skip)
+        etag = secrets.token_hex(16)
+        (self.path / f"{number:05d}.{etag}@{start}+{offset + len(view)}").touch()
+        kept = {st.tag for st in self._staged(names, number) if st.start == start and st.size <= skip}
+        self._drop_older(names, number, kept)
+        return etag
+
+    def _drop_older(self, names: Sequence[str], number: int, kept: set[str]) -> None:
+        """Remove what ``names`` held for part ``number`` (earlier writes, stagings it overwrote),
+        except the stagings in ``kept``."""
+        for name in names:
+            if name == SPOOL or _number_of(name) != f"{number:05d}":
+                continue
+            match = _STAGED.match(name)
+            if match is None or match.group(2) not in kept:
+                (self.path / name).unlink(missing_ok=True)
 
     def stage(self, number: int, data: bytes | bytearray | memoryview, *, at: int, base: str | None) -> str | None:
         """Put ``data``, the bytes of part ``number`` from ``at`` on, in the part's place in the

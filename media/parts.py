@@ -7,7 +7,10 @@ sealed chunks of the current part plus one partial chunk of plaintext.
 
 Between requests the unfinished part survives as a staged *tail*: its sealed chunks followed by the
 partial chunk sealed under a random nonce. The tail's layout follows from the offset alone, so the
-upload's state is just (offset, committed part etags, tail object key).
+upload's state is just (offset, committed part etags, tail object key). Where the store keeps the
+whole chunks in the part's place (``media.store.PartStager``), the assembler does not hold them:
+it counts them as ``held`` and hands over only what follows, so a request that resumes mid-part
+reads back one partial chunk, not up to a part.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from media.sniff import SNIFF_BYTES
 class SealedPart:
     number: int
     data: bytes | bytearray  # the assembler's own buffer, handed over: an 8 MiB copy in the loop is ms
+    held: int = 0  # sealed bytes before ``data``, staged in the store: the part is those, then ``data``
 
 
 def tail_context(upload_id: str, offset: int) -> bytes:
@@ -45,6 +49,7 @@ class PartAssembler:
         self._part = bytearray()
         self._spent = False
         self.head = bytearray()
+        self.held = 0  # sealed bytes of the current part kept by the store, not in ``_part``
 
     @property
     def part_start(self) -> int:
@@ -75,12 +80,14 @@ class PartAssembler:
                 self._pending.clear()
                 if self.offset % self.part_size == 0 or self.offset == self.length:
                     number = (self.offset - 1) // self.part_size + 1
-                    parts.append(SealedPart(number, self._part))
+                    parts.append(SealedPart(number, self._part, self.held))
                     self._part = bytearray()
+                    self.held = 0
         return parts
 
     def take_tail(self, upload_id: str) -> bytearray | None:
-        """The staged form of the unfinished part, or None when the offset is on a part boundary.
+        """The staged form of the unfinished part after its ``held`` bytes, or None when the offset
+        is on a part boundary.
 
         The assembler's own buffer is handed over with the sealed partial chunk appended: copying
         up to a part in the event loop took 6 ms (fresh pages), so a request's last step takes the
@@ -88,7 +95,7 @@ class PartAssembler:
         if self._spent:
             raise RuntimeError("the tail was taken already")
         self._spent = True
-        if not self._part and not self._pending:
+        if not self._part and not self._pending and not self.held:
             return None
         staged, self._part = self._part, bytearray()
         staged += self._cipher.seal_tail(bytes(self._pending), tail_context(upload_id, self.offset))
@@ -97,9 +104,10 @@ class PartAssembler:
 
     @classmethod
     def restore(cls, cipher: ChunkCipher, *, length: int, part_size: int, offset: int,
-                upload_id: str, tail: bytes | bytearray | None) -> PartAssembler:
-        """Resume at ``offset`` from the staged tail written when that offset was committed. A
-        ``bytearray`` tail becomes the assembler's buffer (no copy of up to a part in the loop)."""
+                upload_id: str, tail: bytes | bytearray | None, held: int = 0) -> PartAssembler:
+        """Resume at ``offset`` from the staged tail written when that offset was committed, whose
+        first ``held`` bytes the store keeps (``tail`` is what follows them). A ``bytearray`` tail
+        becomes the assembler's buffer (no copy of up to a part in the loop)."""
         start = offset - offset % part_size
         assembler = cls(cipher, length=length, part_size=part_size, offset=start)
         within = offset - start
@@ -108,8 +116,8 @@ class PartAssembler:
         if tail is None:
             raise CryptoError("the staged tail of this upload is missing", code="tail_missing")
         whole = within // CHUNK_SIZE
-        cut = whole * (CHUNK_SIZE + TAG)
-        if len(tail) < cut:
+        cut = whole * (CHUNK_SIZE + TAG) - held
+        if held < 0 or held % (CHUNK_SIZE + TAG) or cut < 0 or len(tail) < cut:
             raise CryptoError("the staged tail does not match the upload offset", code="tail_mismatch")
         pending = cipher.open_tail(bytes(memoryview(tail)[cut:]), tail_context(upload_id, offset))
         if len(pending) != within % CHUNK_SIZE:
@@ -118,6 +126,7 @@ class PartAssembler:
         del part[cut:]  # the sealed partial chunk, opened above: whole chunks stay, in place
         assembler._part = part
         assembler._pending += pending
+        assembler.held = held
         assembler.offset = offset
         if whole == 0 and start == 0:
             assembler.head += pending[:SNIFF_BYTES]

@@ -78,8 +78,9 @@ async def read_buffer(store: ObjectStore, key: str) -> bytearray:
 @runtime_checkable
 class PartStager(Protocol):
     """A store that keeps an unfinished part's whole sealed chunks where the part will go (the
-    local spool), so they are written once: ``upload_part`` skips a staged prefix equal to its own.
-    The tus handler then stages only the partial chunk as a small object."""
+    local spool), so they are written once and never read back: the part is completed from its
+    staging plus the bytes that follow (``complete_staged``), and ``upload_part`` skips a staged
+    prefix equal to its own. The tus handler then stages only the partial chunk as a small object."""
 
     async def stage_part(self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview,
                          *, at: int, base: str | None) -> str | None:
@@ -89,6 +90,12 @@ class PartStager(Protocol):
 
     async def read_staged(self, key: str, multipart_id: str, number: int, token: str, size: int) -> bytearray:
         """The first ``size`` bytes staged under ``token``; ``StoreError`` (``staged_missing``) if gone."""
+
+    async def complete_staged(self, key: str, multipart_id: str, number: int, data: bytes | bytearray,
+                              *, at: int, base: str) -> str | None:
+        """Store part ``number`` as the ``at`` bytes staged under ``base`` followed by ``data``;
+        returns its etag, or None when that staging cannot be completed in place (gone, or staged
+        past by another writer): then upload the whole part."""
 
 
 @runtime_checkable

@@ -147,6 +147,11 @@ class LocalStore:
         folder = MultipartFolder(self._mp_dir(multipart_id))
         return await self._write(lambda: folder.read_staged(number, token, size))
 
+    async def complete_staged(self, key: str, multipart_id: str, number: int, data: bytes | bytearray,
+                              *, at: int, base: str) -> str | None:
+        folder = MultipartFolder(self._mp_dir(multipart_id))
+        return await self._write(lambda: folder.complete_staged(number, data, at=at, base=base))
+
     async def complete_multipart(self, key: str, multipart_id: str, parts: Sequence[Part]) -> None:
         folder, target = MultipartFolder(self._mp_dir(multipart_id)), self._path(key)
         for part in parts:

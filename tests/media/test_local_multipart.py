@@ -103,3 +103,61 @@ def test_no_staging_where_the_parts_place_is_not_settled(tmp_path: Path) -> None
     for number in (1, 2, 3):
         folder.write_part(number, b"part")
     assert folder.stage(2, b"x", at=0, base=None) is None  # written already, and part 3 sits after it
+
+
+def test_a_staged_part_is_completed_in_place_without_reading_it_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media import local_multipart
+    writes: list[tuple[int, int]] = []
+    real_write = local_multipart.write_flushed
+
+    def spy(fd: int, data: bytes | bytearray | memoryview, at: int) -> None:
+        writes.append((at, len(data)))
+        real_write(fd, data, at)
+
+    def no_compare(fd: int, at: int, data: memoryview) -> bool:
+        raise AssertionError("the staged bytes were read back")
+
+    monkeypatch.setattr(local_multipart, "write_flushed", spy)
+    monkeypatch.setattr(local_multipart, "_same_bytes", no_compare)
+    folder = folder_at(tmp_path)
+    first = folder.write_part(1, b"A" * 10)
+    part = b"0123456789" * 3
+    token = folder.stage(2, part[:10], at=0, base=None)
+    assert token is not None
+    writes.clear()
+    second = folder.complete_staged(2, part[10:], at=10, base=token)
+    assert second is not None
+    assert writes == [(10 + 10, 20)]
+    assert folder.read_staged(2, token, 10) == part[:10]  # kept: a retry may resume from it
+    folder.publish(tmp_path / "obj", [Part(1, first), Part(2, second)])
+    assert (tmp_path / "obj").read_bytes() == b"A" * 10 + part
+
+
+def test_completing_a_staging_that_is_gone_or_staged_past_is_refused(tmp_path: Path) -> None:
+    folder = folder_at(tmp_path)
+    base = folder.stage(1, b"x" * 8, at=0, base=None)
+    assert base is not None
+    assert folder.complete_staged(1, b"y" * 8, at=8, base="0" * 32) is None  # never staged
+    assert folder.complete_staged(1, b"y" * 8, at=4, base=base) is None  # not what it staged
+    newer = folder.stage(1, b"y" * 8, at=8, base=base)
+    assert newer is not None
+    assert folder.complete_staged(1, b"z" * 8, at=8, base=base) is None  # someone went on from base
+    assert folder.read_staged(1, newer, 16) == b"x" * 8 + b"y" * 8  # and their bytes are intact
+    etag = folder.complete_staged(1, b"z" * 4, at=16, base=newer)
+    assert etag is not None
+    folder.publish(tmp_path / "obj", [Part(1, etag)])
+    assert (tmp_path / "obj").read_bytes() == b"x" * 8 + b"y" * 8 + b"z" * 4
+
+
+def test_a_part_completed_from_its_staging_can_be_completed_again(tmp_path: Path) -> None:
+    """A request with a checksum completes the part, then fails its digest and commits nothing:
+    the next attempt resumes from the same staging and writes the part again."""
+    folder = folder_at(tmp_path)
+    base = folder.stage(1, b"s" * 6, at=0, base=None)
+    assert base is not None
+    assert folder.complete_staged(1, b"bad!", at=6, base=base) is not None
+    etag = folder.complete_staged(1, b"good", at=6, base=base)
+    assert etag is not None
+    folder.publish(tmp_path / "obj", [Part(1, etag)])
+    assert (tmp_path / "obj").read_bytes() == b"s" * 6 + b"good"

@@ -101,3 +101,29 @@ def test_memory_is_bounded_by_one_part(key: DataKey) -> None:
         asm.feed(message[: min(len(message), length - asm.offset)])
         peak = max(peak, asm.buffered)
     assert peak < PART + PART // CHUNK_SIZE * 16 + CHUNK_SIZE
+
+
+def test_chunks_the_store_holds_are_not_buffered_and_the_part_says_so(key: DataKey) -> None:
+    """Resuming with ``held`` (the store keeps the whole chunks in place): the tail is the partial
+    chunk alone, the assembler buffers only what follows, and the completed part names the gap."""
+    plain = os.urandom(PART + 500)
+    sealed = CHUNK_SIZE + 16
+    asm = PartAssembler(ChunkCipher(key), length=len(plain), part_size=PART)
+    asm.feed(plain[:CHUNK_SIZE + 10])
+    staged = asm.take_tail("u1")
+    assert staged is not None
+    store_keeps, tail = bytes(staged[:sealed]), staged[sealed:]
+    restored = PartAssembler.restore(ChunkCipher(key), length=len(plain), part_size=PART, offset=CHUNK_SIZE + 10,
+                                     upload_id="u1", tail=tail, held=sealed)
+    assert restored.buffered == 10
+    first, *rest = restored.feed(plain[CHUNK_SIZE + 10:])
+    assert (first.number, first.held) == (1, sealed) and all(p.held == 0 for p in rest)
+    assert restored.held == 0
+    whole = store_keeps + bytes(first.data)
+    assert decrypt_bytes(key, whole + b"".join(bytes(p.data) for p in rest)) == plain
+    with pytest.raises(CryptoError):  # held must be whole sealed chunks, and no more than the offset has
+        PartAssembler.restore(ChunkCipher(key), length=len(plain), part_size=PART, offset=CHUNK_SIZE + 10,
+                              upload_id="u1", tail=tail, held=sealed + 1)
+    with pytest.raises(CryptoError):
+        PartAssembler.restore(ChunkCipher(key), length=len(plain), part_size=PART, offset=CHUNK_SIZE + 10,
+                              upload_id="u1", tail=tail, held=2 * sealed)

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,12 +21,14 @@ from media.backends import close_store
 from media.config import CHUNK_SIZE
 from media.context import MediaContext
 from media.crypto import TAG
+from media.store import PartStager
 from realtime.services import Services
 from tests.media.conftest import (
     RecordingEvents,
     User,
     create_upload,
     jobs_for,
+    local_settings,
     make_context,
     make_user,
     mp4_bytes,
@@ -333,3 +336,44 @@ async def test_a_part_in_pieces_is_staged_in_place_and_resumes_on_another_node(
     assert row["state"] == "enqueued" and row["tail_key"] is None
     assert await stored_plaintext(ctx, row["object_key"]) == data
     assert [k async for k in ctx.store.list_keys("staging/")] == []  # type: ignore[attr-defined]
+
+
+async def test_a_staging_someone_else_went_on_from_is_read_back_not_overwritten(
+        services: Services, user: User, db: asyncpg.Pool, tmp_path: Path) -> None:
+    """A writer that staged and never committed (its node died, or it lost the lock) leaves a
+    staging past the committed one. The next requests cannot build on it in place: they read the
+    committed staging back and store the unfinished part whole, and the object is still exact."""
+    chunk = CHUNK_SIZE
+    part = 4 * chunk
+    node = await make_context(services, local_settings(tmp_path, part_size=part), RecordingEvents())
+    store = node.store
+    assert isinstance(store, PartStager)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(routes=upload_routes(node))),
+                                     base_url="http://n1.test") as client:
+            data = mp4_bytes(2 * part + 1000, seed=11)
+            url = await create_upload(client, user, len(data))
+
+            async def orphan_staging() -> None:
+                row = await upload_row(db, url)
+                token = keys.staged_token(row["tail_key"])
+                assert token is not None
+                number, held = row["offset"] // part + 1, row["offset"] % part // chunk * (chunk + TAG)
+                assert await store.stage_part(row["object_key"], row["multipart_id"], number, b"junk" * 20,
+                                              at=held, base=token) is not None
+
+            cuts = [0, chunk + 100, 2 * chunk + 200, part + chunk + 300, len(data)]
+            for start, end in itertools.pairwise(cuts):
+                if start in (chunk + 100, part + chunk + 300):
+                    await orphan_staging()
+                response = await send_patch(client, user, url, start, data[start:end])
+                assert response.status_code == 204, response.text
+                if end == 2 * chunk + 200:  # staging refused: the tail object holds the part so far
+                    row = await upload_row(db, url)
+                    assert keys.staged_token(row["tail_key"]) is None
+                    assert len(await store.get(row["tail_key"])) == 2 * (chunk + TAG) + 12 + 200 + TAG
+        row = await upload_row(db, url)
+        assert row["state"] == "enqueued"
+        assert await stored_plaintext(node, row["object_key"]) == data
+    finally:
+        await close_store(store)
