@@ -17,7 +17,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,12 +26,10 @@ from typing import Any
 import asyncpg
 import structlog
 
-from media import keys, metrics, sniff, uploads
-from media.config import CHUNK_SIZE
+from media import keys, metrics, sniff, tails, uploads
 from media.context import MediaContext
-from media.crypto import TAG, ChunkCipher, DataKey
+from media.crypto import ChunkCipher, DataKey
 from media.errors import (
-    CryptoError,
     TusError,
     checksum_mismatch,
     conflict,
@@ -45,8 +42,7 @@ from media.errors import (
 from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
 from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
-from media.parts import PartAssembler, SealedPart
-from media.store import PartStager, read_buffer
+from media.parts import PartAssembler
 from media.uploads import Upload
 
 log = structlog.get_logger(__name__)
@@ -124,8 +120,7 @@ async def head(ctx: MediaContext, user_id: str, upload_id: str) -> Upload:
 async def discard(ctx: MediaContext, upload: Upload, state: str) -> Upload | None:
     """Drop an unfinished upload's bytes (multipart parts, staged tail) and end it in ``state``."""
     await ctx.store.abort_multipart(upload.object_key, upload.multipart_id)
-    if upload.tail_key:
-        await ctx.store.delete(upload.tail_key)
+    await tails.delete(ctx, upload)
     ended = await uploads.end(ctx.db, upload, state)
     if ended is not None:
         await emit(ctx.events, upload.user_id, upload.id, upload.post_id, FAILED, {"reason": state})
@@ -182,9 +177,9 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                  body: AsyncIterator[bytes], keepalive: KeepAlive) -> Upload:
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
-    tail, staged_base = await _read_tail(ctx, upload)
+    tail, base = await tails.read(ctx, upload)
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
-                                upload_id=upload.id, tail=tail, held=staged_base.size if staged_base else 0)
+                                upload_id=upload.id, tail=tail, held=base.size if base else 0)
     etags = list(upload.parts)
     content_type = upload.content_type
     hasher = CHECKSUMS[checksum.algorithm]() if checksum else None
@@ -194,7 +189,8 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
     committed = upload
     clock = time.monotonic()  # start of the not-yet-committed receiving time
     interrupted: BodyInterrupted | None = None
-    new_tail: str | None = None
+    new_tail: tails.Staged | None = None
+    keep_base = False
     try:
         try:
             async for data in body:
@@ -210,7 +206,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                             raise unsupported_media(
                                 "content is not an allowed video or image container; the upload was deleted")
                     for part in parts:
-                        etag = await _store_part(ctx, upload, part, staged_base)
+                        etag = await tails.store_part(ctx, upload, part, base)
                         while len(etags) < part.number:
                             etags.append("")
                         etags[part.number - 1] = etag
@@ -243,18 +239,21 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             held = asm.held
             staged = asm.take_tail(upload.id)
             if staged is not None:
-                new_tail = await _stage_tail(ctx, upload, asm.offset, staged, staged_base if held else None)
+                new_tail = await tails.stage(ctx, upload, asm.offset, staged, base if held else None)
+                keep_base = new_tail.keeps_base and bool(held)
             whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
             committed = await uploads.commit(
-                ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts], tail_key=new_tail,
-                content_type=content_type, active_ms=int((time.monotonic() - clock) * 1000))
+                ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts],
+                tail_key=new_tail.key if new_tail else None, content_type=content_type,
+                active_ms=int((time.monotonic() - clock) * 1000))
             new_tail = None
             metrics.BYTES.inc(committed.offset - before)
     finally:
         if new_tail is not None:  # staged but never committed
-            await ctx.store.delete(new_tail)
+            for key in new_tail.created:
+                await ctx.store.delete(key)
     if upload.tail_key and committed.tail_key != upload.tail_key:
-        await ctx.store.delete(upload.tail_key)
+        await tails.release(ctx, upload.tail_key, base, keep_base=keep_base)
     if committed.offset < committed.length:
         await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
                    {"offset": committed.offset, "length": committed.length})
@@ -262,83 +261,3 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
         log.info("patch_interrupted", upload_id=upload.id, offset=committed.offset, reason=interrupted.reason)
         raise interrupted
     return committed
-
-
-@dataclass(frozen=True, slots=True)
-class StagedBase:
-    """What a request resumed from: the first ``size`` bytes of part ``number``, staged in the
-    store under ``token`` (``PartStager``)."""
-    number: int
-    token: str
-    size: int
-
-
-def _whole_chunks_before(offset: int, part_size: int) -> tuple[int, int]:
-    """(part number, bytes of its whole sealed chunks) at ``offset`` inside a part."""
-    return offset // part_size + 1, (offset % part_size) // CHUNK_SIZE * (CHUNK_SIZE + TAG)
-
-
-async def _read_tail(ctx: MediaContext, upload: Upload) -> tuple[bytearray | None, StagedBase | None]:
-    """The staged form of the unfinished part: a tail object; where it names a staging in the
-    store (``PartStager``), the tail object holds the partial chunk and the store the whole chunks
-    before it, which are not read: the part is completed in place (``_store_part``)."""
-    if not upload.tail_key:
-        return None, None
-    tail = await read_buffer(ctx.store, upload.tail_key)
-    token = keys.staged_token(upload.tail_key)
-    if token is None:
-        return tail, None
-    if not isinstance(ctx.store, PartStager):
-        raise CryptoError("the staged tail of this upload is in a store this node does not use", code="tail_missing")
-    number, size = _whole_chunks_before(upload.offset, ctx.media.part_size)
-    return tail, StagedBase(number, token, size)
-
-
-async def _read_staged(ctx: MediaContext, upload: Upload, base: StagedBase) -> bytearray:
-    assert isinstance(ctx.store, PartStager)  # a StagedBase comes from a PartStager's tail
-    return await ctx.store.read_staged(upload.object_key, upload.multipart_id, base.number, base.token, base.size)
-
-
-async def _store_part(ctx: MediaContext, upload: Upload, part: SealedPart, base: StagedBase | None) -> str:
-    """Upload a sealed part; one that began in the store's staging (``part.held``) is completed
-    there, or, where the staging cannot be completed in place, read back and uploaded whole."""
-    if not part.held:
-        return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, part.data)
-    assert base is not None and base.number == part.number and base.size == part.held
-    assert isinstance(ctx.store, PartStager)
-    etag = await ctx.store.complete_staged(upload.object_key, upload.multipart_id, part.number, part.data,
-                                           at=part.held, base=base.token)
-    if etag is not None:
-        return etag
-    whole = await _read_staged(ctx, upload, base)
-    whole += part.data
-    return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, whole)
-
-
-async def _stage_tail(ctx: MediaContext, upload: Upload, offset: int, staged: bytearray,
-                      base: StagedBase | None) -> str:
-    """Store the unfinished part's staged form (``PartAssembler.take_tail``: what follows the
-    ``base`` staging when given) so any node resumes at ``offset``; returns the tail key to commit.
-    Where the store stages in place, only the chunks this request added are written there and the
-    tail object holds the partial chunk alone: otherwise every request ending mid-part wrote the
-    whole unfinished part again, and the part then a second time (the uploads benchmark: 45 % more
-    bytes through the disk than uploaded)."""
-    nonce = secrets.token_hex(4)
-    number, cut = _whole_chunks_before(offset, ctx.media.part_size)
-    at = base.size if base is not None else 0
-    if cut and isinstance(ctx.store, PartStager):
-        token = base.token if base is not None else None
-        if cut > at:
-            token = await ctx.store.stage_part(upload.object_key, upload.multipart_id, number,
-                                               memoryview(staged)[:cut - at], at=at, base=token)
-        if token is not None:
-            key = keys.staged_tail_key(upload.object_key, offset, nonce, token)
-            await ctx.store.put(key, staged[cut - at:])
-            return key
-    if base is not None:  # staged past by another writer: the tail object holds the whole part so far
-        whole = await _read_staged(ctx, upload, base)
-        whole += staged
-        staged = whole
-    key = keys.tail_key(upload.object_key, offset, nonce)
-    await ctx.store.put(key, staged)
-    return key

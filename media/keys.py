@@ -1,5 +1,5 @@
-"""Every Redis key media/ uses (the NARA job stream is nara.keys'). Braces pin related keys to one
-Redis Cluster slot."""
+"""Every Redis key and object key media/ uses (the NARA job stream is nara.keys'). Braces pin
+related Redis keys to one Redis Cluster slot."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ def staged_tail_key(object_key: str, offset: int, nonce: str, token: str) -> str
 def staged_token(key: str) -> str | None:
     _, sep, token = key.rpartition(".staged-")
     return token if sep and token.isalnum() else None
+
+
+def segmented_tail_key(object_key: str, offset: int, nonce: str) -> str:
+    """A tail listing the segments that hold the whole chunks before it, and holding the partial
+    chunk (media/tails.py)."""
+    return f"{tail_key(object_key, offset, nonce)}.segments"
+
+
+def is_segmented(key: str) -> bool:
+    return key.endswith(".segments")
+
+
+def segment_prefix(object_key: str) -> str:
+    return f"staging/{object_key}.segment."
+
+
+def segment_key(object_key: str, number: int, start: int, nonce: str) -> str:
+    """Sealed bytes of part ``number`` from ``start`` on, as one request staged them."""
+    return f"{segment_prefix(object_key)}{number}.{start}.{nonce}"

@@ -1,5 +1,6 @@
 """The tus path end to end on a real S3 API (moto's server): multipart parts, staged tails in the
-bucket (never on local disk), termination aborting the multipart upload."""
+bucket (never on local disk) as segments each request writes once, termination aborting the
+multipart upload and deleting what was staged."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import httpx
 import pytest_asyncio
 from starlette.applications import Starlette
 
+from media import keys
 from media.app import upload_routes
 from media.backends import close_store
-from media.config import MiB
+from media.config import CHUNK_SIZE, MiB
 from media.context import MediaContext
+from media.crypto import TAG
 from realtime.services import Services
 from tests.media.conftest import (
     RecordingEvents,
@@ -73,3 +76,71 @@ async def test_terminate_aborts_s3_multipart(s3client: httpx.AsyncClient, s3ctx:
     listed = await client.list_multipart_uploads(Bucket=s3ctx.media.s3_bucket)
     assert row["multipart_id"] not in [u["UploadId"] for u in listed.get("Uploads", [])]
     assert not await s3ctx.store.exists(row["tail_key"])
+
+
+async def staging_sizes(ctx: MediaContext) -> dict[str, int]:
+    sizes = {}
+    async for key in ctx.store.list_keys("staging/"):  # type: ignore[attr-defined]
+        size = await ctx.store.size(key)
+        assert size is not None
+        sizes[key] = size
+    return sizes
+
+
+async def test_small_requests_stage_each_chunk_once_on_s3(s3client: httpx.AsyncClient, s3ctx: MediaContext,
+                                                          user: User, db: asyncpg.Pool) -> None:
+    """TUSKit sends 500 KB requests: each stages only the whole chunks it added, as a segment of
+    its own; the tail object lists them and holds the partial chunk, and the part is read back
+    once, when it completes. Nothing is left in staging afterwards."""
+    step = 500_000
+    data = mp4_bytes(6 * MiB + 777, seed=33)
+    url = await create_upload(s3client, user, len(data))
+    offset = 0
+    while offset < len(data):
+        end = min(offset + step, len(data))
+        before = await staging_sizes(s3ctx)
+        response = await send_patch(s3client, user, url, offset, data[offset:end])
+        assert response.status_code == 204, response.text
+        row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
+        after = await staging_sizes(s3ctx)
+        if row["tail_key"] and end // CHUNK_SIZE > offset // CHUNK_SIZE and end < 5 * MiB:
+            assert keys.is_segmented(row["tail_key"])
+            assert after[row["tail_key"]] < CHUNK_SIZE + 200  # the partial chunk and the list
+            added = {k: v for k, v in after.items() if k not in before and k != row["tail_key"]}
+            whole_added = (end // CHUNK_SIZE - offset // CHUNK_SIZE) * (CHUNK_SIZE + TAG)
+            assert list(added.values()) == [whole_added]  # this request's whole chunks, once
+        offset = end
+    row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
+    assert row["state"] == "enqueued" and len(row["parts"]) == 2
+    assert await stored_plaintext(s3ctx, row["object_key"]) == data
+    assert await staging_sizes(s3ctx) == {}
+
+
+async def test_terminate_deletes_the_staged_segments(s3client: httpx.AsyncClient, s3ctx: MediaContext, user: User,
+                                                     db: asyncpg.Pool) -> None:
+    data = mp4_bytes(6 * MiB, seed=4)
+    url = await create_upload(s3client, user, len(data))
+    for start, end in [(0, 300_000), (300_000, 900_000)]:
+        assert (await send_patch(s3client, user, url, start, data[start:end])).status_code == 204
+    assert len(await staging_sizes(s3ctx)) == 3  # two segments and the tail that lists them
+    assert (await s3client.delete(url, headers=user.auth)).status_code == 204
+    assert await staging_sizes(s3ctx) == {}
+
+
+async def test_a_tail_listing_objects_outside_its_upload_is_refused(
+        s3client: httpx.AsyncClient, s3ctx: MediaContext, user: User, db: asyncpg.Pool) -> None:
+    """The list in a segmented tail names objects by key: one naming anything but this upload's
+    own segments is refused, and the upload stays at its offset."""
+    import msgpack
+    data = mp4_bytes(2 * MiB, seed=5)
+    url = await create_upload(s3client, user, len(data))
+    assert (await send_patch(s3client, user, url, 0, data[:300_000])).status_code == 204
+    row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
+    version, segments, partial = msgpack.unpackb(await s3ctx.store.get(row["tail_key"]))
+    secret = "originals/zz/someone-elses-object"
+    await s3ctx.store.put(secret, b"x" * segments[0][1])
+    await s3ctx.store.put(row["tail_key"], msgpack.packb([version, [[secret, segments[0][1]]], partial]))
+    response = await send_patch(s3client, user, url, 300_000, data[300_000:])
+    assert (response.status_code, response.headers["Amaro-Error"]) == (500, "tail_mismatch")
+    head = await s3client.head(url, headers=user.auth)
+    assert head.headers["Upload-Offset"] == "300000"
