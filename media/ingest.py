@@ -177,9 +177,10 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                  body: AsyncIterator[bytes], keepalive: KeepAlive) -> Upload:
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
-    tail, base = await tails.read(ctx, upload)
+    until = None if content_length is None else upload.offset + content_length
+    tail, base = await tails.read(ctx, upload, until)
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
-                                upload_id=upload.id, tail=tail, held=base.size if base else 0)
+                                upload_id=upload.id, tail=tail, held=base.held if base else 0)
     etags = list(upload.parts)
     content_type = upload.content_type
     hasher = CHECKSUMS[checksum.algorithm]() if checksum else None

@@ -11,9 +11,12 @@ The committed tail key (media/keys.py) names one of three shapes:
   rewrote up to a part sixteen times per 8 MiB part.
 
 In the last two a resuming request does not read the whole chunks: the assembler counts them as
-``held`` (media/parts.py) and they are read once when the part completes (segments) or never (in
-place). Every object a staging creates has a random nonce in its key, so a writer that lost its
-lock never overwrites what another committed.
+``held`` (media/parts.py). In place they are never read: the store completes the part. Segments
+are read once, at the start of the request that will complete the part (its Content-Length
+reaches the part's end, or is not known): read at completion instead, they would sit beside the
+request's own bytes and a request would hold up to two parts, not one.
+Every object a staging creates has a random nonce in its key, so a writer that lost its lock never
+overwrites what another committed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from media.store import PartStager, read_buffer
 from media.uploads import Upload
 
 _MANIFEST_VERSION = 1
+_READ_BLOCK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,12 @@ class Base:
     size: int
     token: str | None = None
     segments: tuple[Segment, ...] = ()
+    loaded: bool = False  # the segments were read into the restored buffer
+
+    @property
+    def held(self) -> int:
+        """Bytes the assembler does not hold (``PartAssembler.restore(held=...)``)."""
+        return 0 if self.loaded else self.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +98,22 @@ def _unpack_manifest(data: bytes, upload: Upload, size: int) -> tuple[tuple[Segm
     return tuple(segments), bytearray(partial)
 
 
-async def read(ctx: MediaContext, upload: Upload) -> tuple[bytearray | None, Base | None]:
-    """The committed tail: the bytes the assembler restores from, and what the store holds before
-    them (``PartAssembler.restore(held=base.size)``)."""
+async def read(ctx: MediaContext, upload: Upload, until: int | None) -> tuple[bytearray | None, Base | None]:
+    """The committed tail for a request that may run to offset ``until`` (None: unknown): the
+    bytes the assembler restores from, and what the store holds before them (``base.held``)."""
     if not upload.tail_key:
         return None, None
     tail = await read_buffer(ctx.store, upload.tail_key)
     number, size = whole_chunks_before(upload.offset, ctx.media.part_size)
     if keys.is_segmented(upload.tail_key):
         segments, partial = _unpack_manifest(bytes(tail), upload, size)
-        return partial, Base(number, size, segments=segments) if size else None
+        base = Base(number, size, segments=segments)
+        part_end = min(number * ctx.media.part_size, upload.length)
+        if until is not None and until < part_end:
+            return partial, base
+        whole = await read_base(ctx, upload, base)
+        whole += partial
+        return whole, Base(number, size, segments=segments, loaded=True)
     token = keys.staged_token(upload.tail_key)
     if token is None:
         return tail, None
@@ -114,10 +130,8 @@ async def read_base(ctx: MediaContext, upload: Upload, base: Base) -> bytearray:
                                            base.size)
     buf = bytearray()
     for segment in base.segments:
-        if not buf:
-            buf = await read_buffer(ctx.store, segment.key)
-        else:
-            buf += await ctx.store.get(segment.key)
+        async for block in ctx.store.stream(segment.key, block_size=_READ_BLOCK):
+            buf += block  # small copies, each its own loop step; never a segment twice in memory
     if len(buf) != base.size:
         raise CryptoError("the staged segments do not match the upload offset", code="tail_mismatch")
     return buf
@@ -128,12 +142,14 @@ async def store_part(ctx: MediaContext, upload: Upload, part: SealedPart, base: 
     where the store can, else its held bytes are read back once and the part uploaded whole."""
     if not part.held:
         return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, part.data)
-    assert base is not None and base.number == part.number and base.size == part.held
+    assert base is not None and base.number == part.number and base.held == part.held
     if base.token is not None and isinstance(ctx.store, PartStager):
         etag = await ctx.store.complete_staged(upload.object_key, upload.multipart_id, part.number, part.data,
                                                at=part.held, base=base.token)
         if etag is not None:
             return etag
+    # Rare: the staging was gone or staged past (in place), or a request that was to end before
+    # the part's end went past it (segments). For this step the request holds more than a part.
     whole = await read_base(ctx, upload, base)
     whole += part.data
     return await ctx.store.upload_part(upload.object_key, upload.multipart_id, part.number, whole)
@@ -146,7 +162,7 @@ async def stage(ctx: MediaContext, upload: Upload, offset: int, staged: bytearra
     whole chunks this request added are written, once; the buffer is consumed."""
     nonce = secrets.token_hex(4)
     number, cut = whole_chunks_before(offset, ctx.media.part_size)
-    at = base.size if base is not None else 0
+    at = base.held if base is not None else 0
     if cut and isinstance(ctx.store, PartStager) and (base is None or base.token is not None):
         token = base.token if base is not None else None
         if cut > at:
@@ -170,8 +186,8 @@ async def stage(ctx: MediaContext, upload: Upload, offset: int, staged: bytearra
 async def _stage_segments(ctx: MediaContext, upload: Upload, offset: int, staged: bytearray, base: Base | None,
                           nonce: str) -> Staged:
     number, cut = whole_chunks_before(offset, ctx.media.part_size)
-    at = base.size if base is not None else 0
-    segments = base.segments if base is not None else ()
+    at = base.held if base is not None else 0
+    segments = base.segments if base is not None and not base.loaded else ()
     created: tuple[str, ...] = ()
     partial = staged
     if cut > at:
@@ -204,10 +220,10 @@ async def delete(ctx: MediaContext, upload: Upload) -> None:
         return
     if keys.is_segmented(upload.tail_key):
         try:
-            _, base = await read(ctx, upload)
+            listed = await ctx.store.get(upload.tail_key)
+            segments, _ = _unpack_manifest(listed, upload, whole_chunks_before(upload.offset, ctx.media.part_size)[1])
         except (StoreError, CryptoError):
-            base = None  # gone or unreadable: nothing it names can be found
-        if base is not None:
-            for segment in base.segments:
-                await ctx.store.delete(segment.key)
+            segments = ()  # gone or unreadable: nothing it names can be found
+        for segment in segments:
+            await ctx.store.delete(segment.key)
     await ctx.store.delete(upload.tail_key)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 
@@ -88,19 +90,35 @@ async def staging_sizes(ctx: MediaContext) -> dict[str, int]:
 
 
 async def test_small_requests_stage_each_chunk_once_on_s3(s3client: httpx.AsyncClient, s3ctx: MediaContext,
-                                                          user: User, db: asyncpg.Pool) -> None:
+                                                          user: User, db: asyncpg.Pool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """TUSKit sends 500 KB requests: each stages only the whole chunks it added, as a segment of
-    its own; the tail object lists them and holds the partial chunk, and the part is read back
-    once, when it completes. Nothing is left in staging afterwards."""
+    its own; the tail object lists them and holds the partial chunk, and the segments are read
+    once, by the request that completes the part. Nothing is left in staging afterwards."""
     step = 500_000
     data = mp4_bytes(6 * MiB + 777, seed=33)
     url = await create_upload(s3client, user, len(data))
+    store = s3ctx.store
+    read: list[str] = []
+
+    def recording(real: Any) -> Any:
+        def call(key: str, **options: Any) -> Any:
+            read.append(key)
+            return real(key, **options)
+        return call
+
+    for name in ("get", "get_buffer", "stream"):  # observed, not replaced: the bucket still answers
+        monkeypatch.setattr(store, name, recording(getattr(store, name)))
     offset = 0
     while offset < len(data):
         end = min(offset + step, len(data))
         before = await staging_sizes(s3ctx)
+        read.clear()
         response = await send_patch(s3client, user, url, offset, data[offset:end])
         assert response.status_code == 204, response.text
+        segments_read = [k for k in read if ".segment." in k]
+        completes_part = offset // (5 * MiB) != end // (5 * MiB) or end == len(data)
+        assert bool(segments_read) == (completes_part and offset % (5 * MiB) >= CHUNK_SIZE), (offset, read)
         row = await db.fetchrow("SELECT * FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
         after = await staging_sizes(s3ctx)
         if row["tail_key"] and end // CHUNK_SIZE > offset // CHUNK_SIZE and end < 5 * MiB:
