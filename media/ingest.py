@@ -241,20 +241,21 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             staged = asm.take_tail(upload.id)
             if staged is not None:
                 new_tail = await tails.stage(ctx, upload, asm.offset, staged, base if held else None)
-                keep_base = new_tail.keeps_base and bool(held)
             whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
             committed = await uploads.commit(
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts],
                 tail_key=new_tail.key if new_tail else None, content_type=content_type,
                 active_ms=int((time.monotonic() - clock) * 1000))
+            keep_base = new_tail is not None and new_tail.keeps_base and bool(held)
             new_tail = None
             metrics.BYTES.inc(committed.offset - before)
     finally:
         if new_tail is not None:  # staged but never committed
             for key in new_tail.created:
                 await ctx.store.delete(key)
-    if upload.tail_key and committed.tail_key != upload.tail_key:
-        await tails.release(ctx, upload.tail_key, base, keep_base=keep_base)
+        # Also when the request fails after a part's commit: the old tail is nobody's any more.
+        if upload.tail_key and committed.tail_key != upload.tail_key:
+            await tails.release(ctx, upload.tail_key, base, keep_base=keep_base)
     if committed.offset < committed.length:
         await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
                    {"offset": committed.offset, "length": committed.length})

@@ -377,3 +377,43 @@ async def test_a_staging_someone_else_went_on_from_is_read_back_not_overwritten(
         assert await stored_plaintext(node, row["object_key"]) == data
     finally:
         await close_store(store)
+
+
+async def test_a_request_that_loses_its_lock_after_a_part_leaves_no_stale_tail(
+        services: Services, user: User, db: asyncpg.Pool, redis: aioredis.Redis, tmp_path: Path) -> None:
+    """A plain request commits after every part; when it fails later (here: another node took its
+    lock), the tail it resumed from is no longer committed and is deleted, not left behind."""
+    chunk = CHUNK_SIZE
+    node = await make_context(services, local_settings(tmp_path, lock_ttl_s=0.3), RecordingEvents())
+    part = node.media.part_size
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Starlette(routes=upload_routes(node))),
+                                     base_url="http://n1.test") as client:
+            data = mp4_bytes(4 * part + 100, seed=12)
+            url = await create_upload(client, user, len(data))
+            first = part + chunk + 1000
+            assert (await send_patch(client, user, url, 0, data[:first])).status_code == 204
+            assert len([k async for k in node.store.list_keys("staging/")]) == 1  # type: ignore[attr-defined]
+            lock = keys.upload_lock(url.rsplit("/", 1)[1])
+
+            async def body() -> AsyncIterator[bytes]:
+                yield data[first:2 * part + 10]  # completes part 2: committed with no tail
+                await redis.set(lock, b"another-node", px=5000)
+                await asyncio.sleep(0.4)  # the keep-alive finds the lock taken
+                yield data[2 * part + 10:3 * part + 10]
+
+            response = await client.patch(url, content=body(), headers={
+                **user.auth, "Upload-Offset": str(first), "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(3 * part + 10 - first)})
+            assert response.status_code == 423, response.text
+            row = await upload_row(db, url)
+            assert (row["offset"], row["tail_key"]) == (2 * part, None)
+            assert [k async for k in node.store.list_keys("staging/")] == []  # type: ignore[attr-defined]
+            await redis.delete(lock)
+            response = await send_patch(client, user, url, 2 * part, data[2 * part:])
+            assert response.status_code == 204, response.text
+        row = await upload_row(db, url)
+        assert row["state"] == "enqueued"
+        assert await stored_plaintext(node, row["object_key"]) == data
+    finally:
+        await close_store(node.store)
