@@ -20,11 +20,10 @@ import dataclasses
 import hashlib
 import os
 import secrets
-import socket
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import httpx
 import psutil
 from starlette.applications import Starlette
 
+from loadtests.cluster import free_port
 from loadtests.report import emit
 from media.app import open_media, upload_routes
 from media.backends import close_store
@@ -90,15 +90,9 @@ class CountingStore:
         return counted
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
-def moto_server() -> Any:
+def moto_server() -> Iterator[str]:
+    """A real S3 API on loopback (moto's server mode, a dev dependency); yields its endpoint."""
     from moto.server import ThreadedMotoServer
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -15,10 +15,10 @@ import msgpack
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from moto.server import ThreadedMotoServer
 from starlette.applications import Starlette
 
 from feed.tokens import TokenSigner
+from loadtests.staging import moto_server
 from media.app import upload_routes
 from media.backends import close_store, open_store
 from media.config import CHUNK_SIZE, MediaSettings, MiB
@@ -40,13 +40,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def local_settings(root: Path, **overrides: object) -> MediaSettings:

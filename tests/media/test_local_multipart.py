@@ -49,16 +49,22 @@ def folder_at(tmp_path: Path) -> MultipartFolder:
     return folder
 
 
-def test_staged_chunks_are_written_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(offset, length) of every write into a spool, as it happens (the writes still happen)."""
     from media import local_multipart
-    writes: list[tuple[int, int]] = []
+    seen: list[tuple[int, int]] = []
     real = local_multipart.write_flushed
 
     def spy(fd: int, data: bytes | bytearray | memoryview, at: int) -> None:
-        writes.append((at, len(data)))
+        seen.append((at, len(data)))
         real(fd, data, at)
 
     monkeypatch.setattr(local_multipart, "write_flushed", spy)
+    return seen
+
+
+def test_staged_chunks_are_written_once(tmp_path: Path, writes: list[tuple[int, int]]) -> None:
     folder = folder_at(tmp_path)
     first = folder.write_part(1, b"A" * 10)
     part = b"0123456789" * 3
@@ -106,19 +112,12 @@ def test_no_staging_where_the_parts_place_is_not_settled(tmp_path: Path) -> None
 
 
 def test_a_staged_part_is_completed_in_place_without_reading_it_back(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, writes: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch) -> None:
     from media import local_multipart
-    writes: list[tuple[int, int]] = []
-    real_write = local_multipart.write_flushed
-
-    def spy(fd: int, data: bytes | bytearray | memoryview, at: int) -> None:
-        writes.append((at, len(data)))
-        real_write(fd, data, at)
 
     def no_compare(fd: int, at: int, data: memoryview) -> bool:
         raise AssertionError("the staged bytes were read back")
 
-    monkeypatch.setattr(local_multipart, "write_flushed", spy)
     monkeypatch.setattr(local_multipart, "_same_bytes", no_compare)
     folder = folder_at(tmp_path)
     first = folder.write_part(1, b"A" * 10)
