@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 
 from loadtests.cluster import free_port
 from loadtests.report import emit
+from loadtests.uploads import RssSampler
 from media.app import open_media, upload_routes
 from media.backends import close_store
 from media.config import MediaSettings
@@ -103,22 +104,17 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def disk_written() -> int:
-    with contextlib.suppress(psutil.Error, AttributeError):  # io_counters: not on every platform
-        return int(psutil.Process().io_counters().write_bytes)
-    return 0
-
-
 async def upload_once(ctx: MediaContext, counting: CountingStore, token: str, data: bytes,
                       request_bytes: int) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    here = [psutil.Process()]
     app = Starlette(routes=upload_routes(ctx))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench.test",
                                  timeout=120) as client:
         created = await client.post("/uploads/", headers={**auth, "Upload-Length": str(len(data))})
         created.raise_for_status()
         url = created.headers["Location"]
-        written, read, disk, started = counting.written, counting.read, disk_written(), time.perf_counter()
+        written, read, disk, started = counting.written, counting.read, RssSampler.written(here), time.perf_counter()
         offset = requests = 0
         while offset < len(data):
             end = min(offset + request_bytes, len(data))
@@ -128,7 +124,7 @@ async def upload_once(ctx: MediaContext, counting: CountingStore, token: str, da
                 raise RuntimeError(f"PATCH at {offset}: {response.status_code} {response.text}")
             offset, requests = int(response.headers["Upload-Offset"]), requests + 1
         seconds = time.perf_counter() - started
-        written, read, disk = counting.written - written, counting.read - read, disk_written() - disk
+        written, read, disk = counting.written - written, counting.read - read, RssSampler.written(here) - disk
     object_key = await ctx.db.fetchval("SELECT object_key FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
     digest = hashlib.sha256()
     async for block in iter_plaintext(ctx.store, ctx.keyring, object_key):

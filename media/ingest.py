@@ -246,7 +246,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts],
                 tail_key=new_tail.key if new_tail else None, content_type=content_type,
                 active_ms=int((time.monotonic() - clock) * 1000))
-            keep_base = new_tail is not None and new_tail.keeps_base and bool(held)
+            keep_base = new_tail is not None and new_tail.keeps_base
             new_tail = None
             metrics.BYTES.inc(committed.offset - before)
     finally:

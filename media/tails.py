@@ -65,7 +65,7 @@ class Base:
 class Staged:
     key: str  # the tail key to commit
     created: tuple[str, ...]  # objects written for it: deleted if the commit does not happen
-    keeps_base: bool  # it builds on the base's segments, so they stay
+    keeps_base: bool  # it builds on the base it was given, so the base's segments stay
 
 
 def whole_chunks_before(offset: int, part_size: int) -> tuple[int, int]:
@@ -171,7 +171,7 @@ async def stage(ctx: MediaContext, upload: Upload, offset: int, staged: bytearra
         if token is not None:
             key = keys.staged_tail_key(upload.object_key, offset, nonce, token)
             await ctx.store.put(key, staged[cut - at:])
-            return Staged(key, (key,), keeps_base=True)
+            return Staged(key, (key,), keeps_base=base is not None)
     elif cut and not isinstance(ctx.store, PartStager):
         return await _stage_segments(ctx, upload, offset, staged, base, nonce)
     if base is not None:  # staged past by another writer: the tail object holds the whole part so far
@@ -203,7 +203,7 @@ async def _stage_segments(ctx: MediaContext, upload: Upload, offset: int, staged
         for orphan in created:
             await ctx.store.delete(orphan)
         raise
-    return Staged(key, (*created, key), keeps_base=True)
+    return Staged(key, (*created, key), keeps_base=base is not None)
 
 
 async def release(ctx: MediaContext, tail_key: str, base: Base | None, *, keep_base: bool) -> None:
