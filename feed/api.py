@@ -6,33 +6,24 @@ Error body: ``{"error": {"code": "<stable code>", "message": "<human text>"}}``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from amaro.infra.web import JSONResponse
+from amaro.infra.web import error_response as _error_response
 from feed.accounts import AccountError, Accounts, Grant, normalize_username
-from realtime.limits import UserLimits
 
 MAX_BODY = 16 * 1024
 ADDRESS_WINDOW_S = 60
 USERNAME_WINDOW_S = 300
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
 def error_response(code: str, message: str, status: int) -> JSONResponse:
-    headers = {"Cache-Control": "no-store"}
-    if status == 429:
-        headers["Retry-After"] = "60"
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    return _error_response(code, message, status, retry_after_s=60 if status == 429 else None)
 
 
 def grant_body(grant: Grant) -> dict[str, Any]:
@@ -74,13 +65,21 @@ def _string_field(data: dict[str, Any], name: str, *, required: bool = True) -> 
     return value
 
 
+class WindowCounter(Protocol):
+    """Fixed-window counters shared by every node (the hub's per-user limits implement it)."""
+
+    async def hit(self, user: str, name: str, limit: int, window_s: int) -> bool:
+        """Count one ``name`` action of ``user``; False when over ``limit`` in this window."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptLimits:
     """Guessing passwords costs the guesser: attempts per client address per minute and per
     username per five minutes, shared by every node (fixed windows in Redis). Sign-ups count
     against the address too. Addresses get a generous budget: carriers put many phones behind one."""
 
-    counters: UserLimits
+    counters: WindowCounter
     per_address: int
     per_username: int
 

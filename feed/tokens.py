@@ -20,17 +20,19 @@ from dataclasses import dataclass
 
 import msgpack
 
-from realtime.config import Settings
+from feed.config import AuthSettings
+from protocol.errors import ErrorCode, ProtocolError
 
 PREFIX = "at1"
 MAX_TOKEN_LENGTH = 1024
 
 
-class TokenError(Exception):
-    """The token cannot be used. ``expired`` tells a refreshable token from a forged one."""
+class TokenError(ProtocolError):
+    """The token cannot be used. ``expired`` tells a refreshable token from a forged one; the code
+    (``TOKEN_EXPIRED`` or ``TOKEN_INVALID``) is what the socket and the HTTP APIs answer."""
 
     def __init__(self, message: str, *, expired: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(message, ErrorCode.TOKEN_EXPIRED if expired else ErrorCode.TOKEN_INVALID)
         self.expired = expired
 
 
@@ -78,6 +80,10 @@ class TokenSigner:
         mac = hmac.new(self._keys[self._current_kid], head.encode("ascii"), hashlib.sha256).digest()
         return f"{head}.{_b64(mac)}"
 
+    def user_of(self, token: str) -> str:
+        """The user a valid token names; raises ``TokenError`` (a ``ProtocolError``) otherwise."""
+        return self.verify(token).user_id
+
     def verify(self, token: str, *, now: float | None = None) -> AccessClaims:
         """Return the claims of a valid token or raise ``TokenError``."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
@@ -108,7 +114,7 @@ class TokenSigner:
         return AccessClaims(user_id=sub, session_id=sid, issued_at=iat, expires_at=exp)
 
 
-def signer_for(settings: Settings) -> TokenSigner:
-    """The signer configured by ``AMARO_TOKEN_SECRET`` and ``AMARO_TOKEN_PREVIOUS_SECRETS``."""
+def signer_for(settings: AuthSettings) -> TokenSigner:
+    """The signer of ``settings.token_secret``; ``token_previous_secrets`` still verify."""
     return TokenSigner(settings.token_secret.encode(), tuple(s.encode() for s in settings.token_previous_secrets),
                        ttl_s=settings.access_ttl_s)

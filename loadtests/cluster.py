@@ -3,9 +3,11 @@
 ``workers_wanted`` NARA workers (``amaro worker``) run beside the hubs with the same environment and
 data folder, so hubs and workers share the local object store (``data_dir / "objects"``).
 
-Services come from ``AMARO_REDIS_URL`` / ``AMARO_DATABASE_URL`` when set (a fresh database is
-created and dropped), otherwise embedded ones in a temporary folder. Hubs run as real
-``amaro hub`` processes on loopback ports, exactly as in production. Users are inserted directly
+Services come from ``AMARO_REDIS_URL`` / ``AMARO_DATABASE_URL`` when set, read by amaro's own
+settings reader (a fresh database is created and dropped), otherwise embedded ones in a temporary
+folder. Hubs run as real ``amaro hub`` processes on loopback ports (HTTP on one, sockets on
+another), exactly as in production. The nodes inherit nothing from this process's environment:
+each gets its ``AMARO_*`` variables and a ``PATH`` (``node_base_env``). Users are inserted directly
 and given tokens signed with the cluster's own secret, so a benchmark of the hub does not spend
 its time in Argon2id.
 """
@@ -31,11 +33,13 @@ import asyncpg
 import httpx
 import psutil
 
+from amaro.cli import read_settings
+from amaro.embedded import EmbeddedServices
+from amaro.migrations import migrate
+from amaro.settings import ServiceSettings
 from feed.tokens import TokenSigner
 from loadtests import histograms
 from loadtests.histograms import Buckets
-from realtime.embedded import EmbeddedServices
-from realtime.migrations import migrate
 
 TOKEN_SECRET = "loadtest-token-secret-" + "x" * 24
 
@@ -49,6 +53,12 @@ def free_port() -> int:
         return port
 
 
+def node_base_env() -> dict[str, str]:
+    """The environment of a node before its ``AMARO_*`` variables: only a ``PATH``, this
+    interpreter's scripts first (settings reach a node through its own variables alone)."""
+    return {"PATH": os.pathsep.join((str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"))}
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
@@ -57,7 +67,8 @@ def _with_database(url: str, name: str) -> str:
 @dataclass
 class Hub:
     node_id: str
-    port: int
+    port: int  # HTTP: APIs, uploads, health (AMARO_PORT)
+    ws_port: int  # the socket listener (AMARO_WS_PORT); an ingest node has none
     process: subprocess.Popen[bytes]
 
     @property
@@ -66,7 +77,7 @@ class Hub:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
 
     def ps(self) -> psutil.Process:
         return psutil.Process(self.process.pid)
@@ -97,6 +108,9 @@ class Cluster:
     #: Upload-only nodes (``amaro ingest``); with any, the hubs serve no uploads (AMARO_HUB_UPLOADS=0).
     ingest_wanted: int = 0
     ingests: list[Hub] = field(default_factory=list)
+    #: Where Redis and PostgreSQL run (an admin URL: the cluster creates its own database there);
+    #: None: ``AMARO_REDIS_URL`` / ``AMARO_DATABASE_URL`` as amaro reads them, else embedded servers.
+    services: ServiceSettings | None = None
     redis_url: str = ""
     database_url: str = ""
     signer: TokenSigner = field(default_factory=lambda: TokenSigner(TOKEN_SECRET.encode(), ttl_s=6 * 3600))
@@ -110,8 +124,8 @@ class Cluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="amaro-bench-")
         self._log_dir = Path(self._tmp.name) / "logs"
         self._log_dir.mkdir()
-        redis_url = os.environ.get("AMARO_REDIS_URL", "")
-        admin = os.environ.get("AMARO_DATABASE_URL", "")
+        configured = self.services or read_settings().services
+        redis_url, admin = configured.redis_url, configured.database_url
         if not redis_url or not admin:
             self._embedded = await asyncio.to_thread(EmbeddedServices(Path(self._tmp.name) / "data").start)
             redis_url = redis_url or self._embedded.redis_url
@@ -161,10 +175,11 @@ class Cluster:
         assert self._log_dir is not None and self._tmp is not None
         workdir = Path(self._tmp.name) / f"{node_id}-work"
         workdir.mkdir()
-        env = {**self.hub_env(node_id, 0), "AMARO_NARA_WORKDIR": str(workdir), "AMARO_NARA_CONSUMER": node_id}
+        env = {**self.hub_env(node_id, 0, 0), "AMARO_NARA_WORKDIR": str(workdir), "AMARO_NARA_CONSUMER": node_id}
         env.pop("AMARO_PORT")
+        env.pop("AMARO_WS_PORT")
         log = (self._log_dir / f"{node_id}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "worker"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "amaro", "worker"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return Worker(node_id=node_id, process=process)
 
@@ -172,12 +187,13 @@ class Cluster:
         assert self._log_dir is not None
         return (self._log_dir / f"{node_id}.log").read_text(errors="replace")[-4000:]
 
-    def hub_env(self, node_id: str, port: int) -> dict[str, str]:
+    def hub_env(self, node_id: str, port: int, ws_port: int) -> dict[str, str]:
         return {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AMARO_")},
+            **node_base_env(),
             "AMARO_ENV": "test",
             "AMARO_NODE_ID": node_id,
             "AMARO_PORT": str(port),
+            "AMARO_WS_PORT": str(ws_port),
             "AMARO_REDIS_URL": self.redis_url,
             "AMARO_DATABASE_URL": self.database_url,
             "AMARO_TOKEN_SECRET": TOKEN_SECRET,
@@ -189,12 +205,14 @@ class Cluster:
         }
 
     def _spawn_hub(self, node_id: str, role: str = "hub") -> Hub:
-        port = free_port()
+        port, ws_port = free_port(), free_port()
+        while ws_port == port:
+            ws_port = free_port()
         assert self._log_dir is not None
         log = (self._log_dir / f"{node_id}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "realtime.cli", role], env=self.hub_env(node_id, port),
+        process = subprocess.Popen([sys.executable, "-m", "amaro", role], env=self.hub_env(node_id, port, ws_port),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return Hub(node_id=node_id, port=port, process=process)
+        return Hub(node_id=node_id, port=port, ws_port=ws_port, process=process)
 
     def hub_log(self, hub: Hub) -> str:
         assert self._log_dir is not None

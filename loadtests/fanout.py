@@ -57,9 +57,9 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python fallback
     from websockets.utils import apply_mask
 
+from feed.rooms import create_room
 from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, node_env, percentile, quantiles
 from loadtests.report import emit
-from realtime.channels import create_room
 
 
 @dataclass

@@ -32,18 +32,20 @@ import httpx
 import psutil
 from starlette.applications import Starlette
 
+from amaro.embedded import EmbeddedServices
+from amaro.migrations import migrate
+from amaro.parts import open_media
+from amaro.services import Services
+from amaro.settings import Settings
+from feed.tokens import TokenSigner
 from loadtests.cluster import free_port
 from loadtests.report import emit
 from loadtests.uploads import RssSampler
-from media.app import open_media, upload_routes
-from media.backends import close_store
+from media.app import close_store, upload_routes
 from media.config import MediaSettings
-from media.context import MediaContext
 from media.crypto import iter_plaintext
-from realtime.config import Settings
-from realtime.embedded import EmbeddedServices
-from realtime.migrations import migrate
-from realtime.services import Services
+from media.events import NoEvents
+from media.runtime import MediaContext
 
 MB = 1_000_000
 _WRITES = ("put", "upload_part", "stage_part", "complete_staged")
@@ -151,10 +153,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await migrate(conn)
             finally:
                 await conn.close()
-            settings = Settings(env="bench", data_dir=root / "node", redis_url=embedded.redis_url,
-                                database_url=embedded.database_url, token_secret=secrets.token_hex(32),
-                                log_level="warning")
-            services = await Services.open(settings)
+            services = await Services.open(embedded.redis_url, embedded.database_url)
             try:
                 return await measure(args, services, root)
             finally:
@@ -168,6 +167,7 @@ async def measure(args: argparse.Namespace, services: Services, root: Path) -> d
     data = os.urandom(int(args.size_mb * MB))
     data = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomavc1" + data[24:]  # sniffs as MP4
     cases: list[dict[str, Any]] = []
+    tokens = TokenSigner(secrets.token_bytes(32))
     with contextlib.ExitStack() as stack:
         stores: list[tuple[str, dict[str, Any]]] = [("local", {"store": "local", "local_dir": root / "objects"})]
         if not args.local_only:
@@ -178,7 +178,8 @@ async def measure(args: argparse.Namespace, services: Services, root: Path) -> d
             media = MediaSettings(keyring_path=root / "keyring.json", part_size=int(args.part_mib * 2**20),
                                   max_file_size=len(data), user_quota=len(data) * 4 * len(args.request_mb),
                                   **options)
-            opened = await open_media(services, media, ensure_bucket=True)
+            opened = await open_media(Settings(media=media), services.redis, services.db, events=NoEvents(),
+                                      tokens=tokens, ensure_bucket=True)
             counting = CountingStore(opened.store)
             ctx = dataclasses.replace(opened, store=counting)  # the handler's calls, counted
             try:
@@ -186,7 +187,7 @@ async def measure(args: argparse.Namespace, services: Services, root: Path) -> d
                     user_id = str(uuid.uuid4())
                     await services.db.execute("INSERT INTO users (id, username, password_hash) VALUES ($1, $2, 'x')",
                                               user_id, f"bench{user_id[:8]}")
-                    token = ctx.tokens.issue(user_id, str(uuid.uuid4()))
+                    token = tokens.issue(user_id, str(uuid.uuid4()))
                     figures = await upload_once(ctx, counting, token, data, int(request_mb * MB))
                     cases.append({"store": name, "request_mb": request_mb, **figures})
             finally:

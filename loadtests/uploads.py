@@ -38,11 +38,11 @@ import httpx
 import psutil
 import websockets
 
+from feed.rooms import create_room
 from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, quantiles
 from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
 from loadtests.histograms import StageMeter
 from loadtests.report import emit
-from realtime.channels import create_room
 
 MB = 1_000_000
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from realtime.cpus import lower_thread_priority
+from amaro.infra.cpus import lower_thread_priority
 
 log = structlog.get_logger(__name__)
 

@@ -11,11 +11,12 @@ import asyncio
 import structlog
 
 from media import uploads
-from media.context import MediaContext
 from media.errors import MediaError
-from media.fairness import UploadLock
 from media.handoff import finish
 from media.ingest import discard
+from media.locks import UploadLock
+from media.runtime import MediaContext
+from media.uploads import UploadState
 
 log = structlog.get_logger(__name__)
 HANDOFF_GRACE_S = 30.0
@@ -32,7 +33,7 @@ async def sweep_once(ctx: MediaContext) -> dict[str, int]:
         except MediaError:
             continue  # a request is writing it right now; the next round gets it
         try:
-            if await discard(ctx, upload, "expired") is not None:
+            if await discard(ctx, upload, UploadState.EXPIRED) is not None:
                 expired += 1
         except Exception as exc:  # one broken upload must not stop the sweep of the others
             log.error("media_expire_failed", upload_id=upload.id, error=repr(exc))

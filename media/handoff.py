@@ -6,8 +6,8 @@ run ``finish`` again from wherever the previous attempt stopped:
 1. complete the multipart object (a store that already published it says so) and write its header;
 2. verify the stored size is exactly what ``length`` bytes encrypt to;
 3. PostgreSQL: uploading -> complete, record the object, post -> processing (one transaction);
-4. Redis: NARA's guarded enqueue sets the per-upload guard and XADDs the job, or does nothing if the guard
-   exists; then PostgreSQL: complete -> enqueued.
+4. Redis: the guarded enqueue (jobs.py) sets the per-upload guard and XADDs the job, or does nothing if
+   the guard exists; then PostgreSQL: complete -> enqueued.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from __future__ import annotations
 import structlog
 
 from media import metrics, uploads
-from media.context import MediaContext
 from media.crypto import TAG, header_key
 from media.errors import StoreError
 from media.events import PROGRESS, emit
+from media.jobs import MediaJob, enqueue
+from media.runtime import MediaContext
 from media.store import Part
-from media.uploads import Upload
-from nara.keys import NaraKeys
-from nara.pipeline import Job
-from nara.worker import enqueue
+from media.uploads import Upload, UploadState
 
 log = structlog.get_logger(__name__)
-GUARD_TTL_S = 30 * 24 * 3600
 
 
 def stored_size(length: int, chunk_size: int) -> int:
@@ -39,22 +36,15 @@ def uplink_bps(upload: Upload) -> int:
     return int(upload.length * 8 * 1000 / max(upload.active_ms, 1))
 
 
-def job_for(upload: Upload) -> Job:
-    return Job(job_id=upload.id, upload_id=upload.id, user_id=upload.user_id, post_id=upload.post_id,
-               object_key=upload.object_key, content_type=upload.content_type or "application/octet-stream",
-               size=upload.length, uplink_bps=uplink_bps(upload))
-
-
-async def enqueue_once(ctx: MediaContext, upload: Upload) -> bool:
-    """Place the NARA job unless it was placed before (NARA's own guarded enqueue, in the
-    namespace the workers read). True if this call placed it."""
-    placed = await enqueue(ctx.redis, job_for(upload), NaraKeys.from_env(), dedupe_ttl_s=GUARD_TTL_S)
-    return placed is not None
+def job_for(upload: Upload) -> MediaJob:
+    return MediaJob(upload_id=upload.id, user_id=upload.user_id, post_id=upload.post_id,
+                    object_key=upload.object_key, content_type=upload.content_type or "application/octet-stream",
+                    size=upload.length, uplink_bps=uplink_bps(upload))
 
 
 async def finish(ctx: MediaContext, upload: Upload) -> Upload:
     """Drive a fully received upload to ``enqueued``; safe to call any number of times."""
-    if upload.state == "uploading":
+    if upload.state is UploadState.UPLOADING:
         if upload.offset != upload.length:
             raise ValueError("finish() called before the last byte landed")
         parts = [Part(number, etag) for number, etag in enumerate(upload.parts, start=1)]
@@ -64,12 +54,12 @@ async def finish(ctx: MediaContext, upload: Upload) -> Upload:
         actual = await ctx.store.size(upload.object_key)
         if actual != expected:
             raise StoreError(f"stored object is {actual} bytes, expected {expected}", code="size_mismatch")
-        published = await uploads.publish(ctx.db, upload)
+        published = await uploads.publish(ctx.db, ctx.posts, upload)
         reloaded = published or await uploads.load_any(ctx.db, upload.id)
         assert reloaded is not None
         upload = reloaded
-    if upload.state == "complete":
-        placed = await enqueue_once(ctx, upload)
+    if upload.state is UploadState.COMPLETE:
+        placed = await enqueue(ctx.redis, ctx.jobs, job_for(upload))
         await uploads.mark_enqueued(ctx.db, upload.id)
         if placed:
             metrics.HANDOFFS.inc()

@@ -26,8 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from media import keys, metrics, sniff, tails, uploads
-from media.context import MediaContext
+from media import keys, metrics, sniff, staging, uploads
 from media.crypto import ChunkCipher, DataKey
 from media.errors import (
     TusError,
@@ -40,10 +39,11 @@ from media.errors import (
     unsupported_media,
 )
 from media.events import FAILED, PROGRESS, RECEIVED, ProgressThrottle, emit
-from media.fairness import KeepAlive, UploadLock
 from media.handoff import finish
+from media.locks import KeepAlive, UploadLock
 from media.parts import PartAssembler
-from media.uploads import Upload
+from media.runtime import MediaContext
+from media.uploads import ENDINGS, Upload, UploadState
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +80,7 @@ class Checksum:
 
 
 def _ended(upload: Upload) -> None:
-    if upload.state in ("terminated", "expired", "rejected") or upload.expired():
+    if upload.state in ENDINGS or upload.expired():
         raise gone(f"upload is {'expired' if upload.expired() else upload.state}")
 
 
@@ -97,7 +97,7 @@ async def create(ctx: MediaContext, user_id: str, length: int, metadata: dict[st
     expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ctx.media.upload_expiry_s)
     try:
         upload = await uploads.create(
-            ctx.db, upload_id=upload_id, user_id=user_id, length=length, object_key=object_key,
+            ctx.db, ctx.posts, upload_id=upload_id, user_id=user_id, length=length, object_key=object_key,
             multipart_id=multipart_id, header=data_key.header, metadata=metadata, expires_at=expires_at,
             quota=ctx.media.user_quota, max_open=ctx.media.user_open_uploads)
     except BaseException as exc:
@@ -117,25 +117,25 @@ async def head(ctx: MediaContext, user_id: str, upload_id: str) -> Upload:
     return upload
 
 
-async def discard(ctx: MediaContext, upload: Upload, state: str) -> Upload | None:
-    """Drop an unfinished upload's bytes (multipart parts, staged tail) and end it in ``state``."""
+async def discard(ctx: MediaContext, upload: Upload, ending: UploadState) -> Upload | None:
+    """Drop an unfinished upload's bytes (multipart parts, staged tail) and end it as ``ending``."""
     await ctx.store.abort_multipart(upload.object_key, upload.multipart_id)
-    await tails.delete(ctx, upload)
-    ended = await uploads.end(ctx.db, upload, state)
+    await staging.delete(ctx, upload)
+    ended = await uploads.end(ctx.db, ctx.posts, upload, ending)
     if ended is not None:
-        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, FAILED, {"reason": state})
+        await emit(ctx.events, upload.user_id, upload.id, upload.post_id, FAILED, {"reason": ending.value})
     return ended
 
 
 async def terminate(ctx: MediaContext, user_id: str, upload_id: str) -> None:
     upload = await uploads.load(ctx.db, upload_id, user_id)
     _ended(upload)
-    if upload.state != "uploading":
+    if upload.state is not UploadState.UPLOADING:
         raise TusError("upload is complete; delete its post instead", status=409, code="complete")
     lock = UploadLock(ctx.redis, upload.id, ctx.media.lock_ttl_s)
     await lock.acquire()
     try:
-        await discard(ctx, upload, "terminated")
+        await discard(ctx, upload, UploadState.TERMINATED)
     finally:
         await lock.release()
 
@@ -178,7 +178,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
     part_size = ctx.media.part_size
     cipher = ChunkCipher(DataKey.open(ctx.keyring, upload.header))
     until = None if content_length is None else upload.offset + content_length
-    tail, base = await tails.read(ctx, upload, until)
+    tail, base = await staging.read(ctx, upload, until)
     asm = PartAssembler.restore(cipher, length=upload.length, part_size=part_size, offset=upload.offset,
                                 upload_id=upload.id, tail=tail, held=base.held if base else 0)
     etags = list(upload.parts)
@@ -190,7 +190,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
     committed = upload
     clock = time.monotonic()  # start of the not-yet-committed receiving time
     interrupted: BodyInterrupted | None = None
-    new_tail: tails.Staged | None = None
+    new_tail: staging.Staged | None = None
     keep_base = False
     try:
         try:
@@ -203,11 +203,11 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                         content_type = sniff.sniff(bytes(asm.head), upload.length)
                         if content_type is None:
                             metrics.REJECTED.inc()
-                            await discard(ctx, committed, "rejected")
+                            await discard(ctx, committed, UploadState.REJECTED)
                             raise unsupported_media(
                                 "content is not an allowed video or image container; the upload was deleted")
                     for part in parts:
-                        etag = await tails.store_part(ctx, upload, part, base)
+                        etag = await staging.store_part(ctx, upload, part, base)
                         while len(etags) < part.number:
                             etags.append("")
                         etags[part.number - 1] = etag
@@ -240,7 +240,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
             held = asm.held
             staged = asm.take_tail(upload.id)
             if staged is not None:
-                new_tail = await tails.stage(ctx, upload, asm.offset, staged, base if held else None)
+                new_tail = await staging.stage(ctx, upload, asm.offset, staged, base if held else None)
             whole_parts = -(-asm.offset // part_size) if asm.offset == upload.length else asm.offset // part_size
             committed = await uploads.commit(
                 ctx.db, committed, offset=asm.offset, parts=etags[:whole_parts],
@@ -255,7 +255,7 @@ async def _write(ctx: MediaContext, upload: Upload, content_length: int | None, 
                 await ctx.store.delete(key)
         # Also when the request fails after a part's commit: the old tail is nobody's any more.
         if upload.tail_key and committed.tail_key != upload.tail_key:
-            await tails.release(ctx, upload.tail_key, base, keep_base=keep_base)
+            await staging.release(ctx, upload.tail_key, base, keep_base=keep_base)
     if committed.offset < committed.length:
         await emit(ctx.events, upload.user_id, upload.id, upload.post_id, PROGRESS,
                    {"offset": committed.offset, "length": committed.length})

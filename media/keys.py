@@ -34,7 +34,7 @@ def staged_token(key: str) -> str | None:
 
 def segmented_tail_key(object_key: str, offset: int, nonce: str) -> str:
     """A tail listing the segments that hold the whole chunks before it, and holding the partial
-    chunk (media/tails.py)."""
+    chunk (media/staging.py)."""
     return f"{tail_key(object_key, offset, nonce)}.segments"
 
 

@@ -8,7 +8,7 @@ sealed chunks of the current part plus one partial chunk of plaintext.
 Between requests the unfinished part survives as a staged *tail*: its sealed chunks followed by the
 partial chunk sealed under a random nonce. The tail's layout follows from the offset alone, so the
 upload's state is just (offset, committed part etags, tail object key). Where the store holds the
-whole chunks (in the part's place, or as segments: media/tails.py), the assembler does not: it
+whole chunks (in the part's place, or as segments: media/staging.py), the assembler does not: it
 counts them as ``held`` and hands over only what follows, so a request that resumes mid-part
 reads back one partial chunk, not up to a part.
 """

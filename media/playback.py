@@ -12,7 +12,8 @@ prefix with no rewriting. Expiry times are rounded up to a bucket so that every 
 window gets the same URL (a CDN caches one copy, not one per viewer).
 
 ``GET /api/v1/media/<upload id>`` (Bearer access token) returns the media's state, plan and signed
-URLs to viewers allowed to see its post; to anyone else it answers 404, like an unknown id.
+URLs to viewers allowed to see its post (the feed decides: ``PostVisibility``); to anyone else it
+answers 404, like an unknown id.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -35,11 +35,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from feed.tokens import TokenError, TokenSigner, signer_for
-from media.context import MediaContext
+from amaro.infra.web import JSONResponse, error_response
+from media.config import PlaybackSettings
 from media.errors import StoreError
+from media.runtime import AccessTokens, MediaContext
 from media.store import ObjectStore, RangeReader
-from realtime.config import ConfigError, Settings, env_int, env_str
+from media.uploads import ENDINGS, UploadState
+from protocol.errors import ErrorCode, ProtocolError
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 GROWING = "no-cache"  # phase 1 EVENT playlist: revalidate every time (ETag makes that cheap)
@@ -78,21 +80,15 @@ class UrlSigner:
     base: str = ""  # e.g. a CDN origin; empty: paths relative to the node
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> UrlSigner:
-        """``AMARO_MEDIA_URL_SECRET`` if set, else a key derived from ``AMARO_TOKEN_SECRET`` (and
-        its previous secrets) under a label of its own, so a media URL is never a token signature."""
-        e = os.environ if env is None else env
-        own = env_str(e, "AMARO_MEDIA_URL_SECRET", "")
-        if own and len(own) < 32:
-            raise ConfigError("AMARO_MEDIA_URL_SECRET must be at least 32 characters")
-        secrets = (own,) if own else (settings.token_secret, *settings.token_previous_secrets)
+    def from_settings(cls, settings: PlaybackSettings, token_secrets: tuple[str, ...] = ()) -> UrlSigner:
+        """``settings.url_secret`` if set, else keys derived from the token secrets under a label of
+        their own, so a media URL is never a token signature. Raises ``ValueError`` without any."""
+        secrets = (settings.url_secret,) if settings.url_secret else token_secrets
         keys = tuple(hmac.new(s.encode(), b"amaro-media-url/v1", hashlib.sha256).digest() for s in secrets if s)
         if not keys:
-            raise ConfigError("AMARO_TOKEN_SECRET (or AMARO_MEDIA_URL_SECRET) is required to sign media URLs")
-        ttl = env_int(e, "AMARO_MEDIA_URL_TTL", 6 * 3600)
-        if ttl < 60:
-            raise ConfigError("AMARO_MEDIA_URL_TTL must be at least 60 seconds")
-        return cls(keys, ttl, max(60, min(3600, ttl // 6)), env_str(e, "AMARO_MEDIA_URL_BASE", "").rstrip("/"))
+            raise ValueError("a media URL secret or a token secret is required to sign media URLs")
+        ttl = settings.url_ttl_s
+        return cls(keys, ttl, max(60, min(3600, ttl // 6)), settings.url_base.rstrip("/"))
 
     @staticmethod
     def _message(expires: int, upload_id: str) -> bytes:
@@ -122,18 +118,6 @@ class UrlSigner:
         if expires <= int(time.time() if now is None else now):
             return "url_expired"
         return None
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-def error_response(code: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
 
 
 def _not_found() -> JSONResponse:
@@ -270,11 +254,8 @@ SELECT m.id::text AS id, m.owner_id::text AS owner_id, m.post_id::text AS post_i
        m.failure_reason, m.failure_detail, m.probe::text AS probe, m.plan_id, m.plan::text AS plan,
        m.fast_playlist, m.fast_complete, m.poster, m.placeholder, m.master_playlist,
        m.renditions::text AS renditions, m.variants::text AS variants, m.preview,
-       m.storyboard_sprite, m.storyboard_vtt, m.created_at, m.good_enough_at, m.upgraded_at,
-       p.state AS post_state, p.visibility,
-       EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = m.owner_id) AS follows
-FROM media m LEFT JOIN posts p ON p.id = m.post_id
-WHERE m.id = $1
+       m.storyboard_sprite, m.storyboard_vtt, m.created_at, m.good_enough_at, m.upgraded_at
+FROM media m WHERE m.id = $1
 """
 _UPLOAD = """
 SELECT u.state, u.post_id::text AS post_id, u.content_type FROM media_uploads u
@@ -282,15 +263,23 @@ WHERE u.id = $1 AND u.user_id = $2
 """
 
 
-def may_view(row: Mapping[str, Any], viewer: str) -> bool:
-    """The owner always; others only a playable media of a published post they may see."""
+PLAYABLE = ("good_enough", "upgraded")
+
+
+class PostVisibility(Protocol):
+    async def can_see_post(self, user: str, post_id: str) -> bool:
+        """Whether ``user`` may see the post (the feed's rule: its author, else published and
+        visible to them)."""
+        ...
+
+
+async def may_view(row: Mapping[str, Any], viewer: str, posts: PostVisibility) -> bool:
+    """The owner always; others only playable media of a post they may see."""
     if row["owner_id"] == viewer:
         return True
-    if row["post_state"] != "published" or row["state"] not in ("good_enough", "upgraded"):
+    if row["state"] not in PLAYABLE or not row["post_id"]:
         return False
-    if row["visibility"] == "public":
-        return True
-    return row["visibility"] == "followers" and bool(row["follows"])
+    return await posts.can_see_post(viewer, row["post_id"])
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -343,42 +332,41 @@ def playback_body(row: Mapping[str, Any], urls: UrlSigner, viewer: str, now: flo
     }
 
 
-def media_api_route(db: asyncpg.Pool, signer: TokenSigner, urls: UrlSigner) -> Route:
+def media_api_route(db: asyncpg.Pool, tokens: AccessTokens, urls: UrlSigner, posts: PostVisibility) -> Route:
     async def get_media(request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return error_response("unauthorized", "send Authorization: Bearer <access token>", 401)
         try:
-            viewer = signer.verify(token.strip()).user_id
-        except TokenError as exc:
-            if exc.expired:
+            viewer = tokens.user_of(token.strip())
+        except ProtocolError as exc:
+            if exc.code is ErrorCode.TOKEN_EXPIRED:
                 return error_response("token_expired", "access token expired; refresh it", 401)
             return error_response("unauthorized", "invalid access token", 401)
         upload_id = canonical_uuid(request.path_params["upload_id"])
         viewer_id = canonical_uuid(viewer)
         if upload_id is None or viewer_id is None:
             return _not_found()
-        found = await db.fetchrow(_MEDIA, uuid.UUID(upload_id), uuid.UUID(viewer_id))
+        found = await db.fetchrow(_MEDIA, uuid.UUID(upload_id))
         if found is None:
             # Not yet picked up by a worker: its owner learns it is on its way, nobody else anything.
             upload = await db.fetchrow(_UPLOAD, uuid.UUID(upload_id), uuid.UUID(viewer_id))
-            if upload is None or upload["state"] in ("terminated", "expired", "rejected"):
+            if upload is None or upload["state"] in ENDINGS:
                 return _not_found()
             kind = "image" if str(upload["content_type"] or "").startswith("image/") else "video"
             return JSONResponse({"id": upload_id, "post_id": upload["post_id"], "owner_id": viewer_id,
-                                 "kind": kind, "state": "uploading" if upload["state"] == "uploading"
+                                 "kind": kind, "state": "uploading" if upload["state"] == UploadState.UPLOADING
                                  else "processing", "urls": {}},
                                 headers={"Cache-Control": "private, no-store"})
         row = dict(found)
-        if not may_view(row, viewer_id):
+        if not await may_view(row, viewer_id, posts):
             return _not_found()
         return JSONResponse(playback_body(row, urls, viewer_id), headers={"Cache-Control": "private, no-store"})
 
     return Route("/api/v1/media/{upload_id}", get_media, methods=["GET"])
 
 
-def playback_routes(ctx: MediaContext, settings: Settings, env: Mapping[str, str] | None = None) -> list[BaseRoute]:
+def playback_routes(ctx: MediaContext, urls: UrlSigner, posts: PostVisibility) -> list[BaseRoute]:
     """The node's delivery routes: ``/m/...`` objects and ``/api/v1/media/<id>``."""
-    urls = UrlSigner.from_settings(settings, env)
-    return [object_route(ctx.store, urls), media_api_route(ctx.db, signer_for(settings), urls)]
+    return [object_route(ctx.store, urls), media_api_route(ctx.db, ctx.tokens, urls, posts)]

@@ -11,14 +11,12 @@ import asyncio
 import asyncpg
 import structlog
 
-from media.backends import close_store, open_store
 from media.config import MediaSettings
 from media.crypto import Header, header_key, read_header, rewrap
 from media.errors import MediaError
 from media.keyring import Keyring
 from media.store import ObjectStore
-from realtime.config import Settings
-from realtime.services import open_pool
+from media.uploads import UploadState
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +58,7 @@ async def rewrap_objects(db: asyncpg.Pool, store: ObjectStore, keyring: Keyring,
             await db.execute("UPDATE media_objects SET key_id = $2, rewrapped_at = now() WHERE id = $1",
                              row["id"], key_id)
             done += 1
-    for row in await db.fetch("SELECT id, header FROM media_uploads WHERE state = 'uploading'"):
+    for row in await db.fetch("SELECT id, header FROM media_uploads WHERE state = $1", UploadState.UPLOADING.value):
         header = Header.decode(bytes(row["header"]))
         if header.key_id == newest:
             continue
@@ -78,23 +76,9 @@ async def rewrap_objects(db: asyncpg.Pool, store: ObjectStore, keyring: Keyring,
     return done
 
 
-async def rotate_keys(settings: Settings, media: MediaSettings | None = None) -> str:
+async def rotate_keys(media: MediaSettings) -> str:
     """``amaro keys rotate``: add a new newest master key; returns its id."""
-    media = media or MediaSettings.from_env(data_dir=settings.data_dir)
     keyring = await asyncio.to_thread(Keyring.load, media)
     key_id = await asyncio.to_thread(keyring.rotate)
     log.info("master_key_rotated", key_id=key_id)
     return key_id
-
-
-async def rewrap_all(settings: Settings, media: MediaSettings | None = None) -> int:
-    """``amaro keys rewrap``: move every object to the newest master key; returns how many changed."""
-    media = media or MediaSettings.from_env(data_dir=settings.data_dir)
-    keyring = await asyncio.to_thread(Keyring.load, media)
-    db = await open_pool(settings.database_url)
-    store = await open_store(media)
-    try:
-        return await rewrap_objects(db, store, keyring)
-    finally:
-        await close_store(store)
-        await db.close()

@@ -18,12 +18,12 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from feed.tokens import TokenError
 from media import ingest, metrics
-from media.context import MediaContext
 from media.errors import MediaError, TusError, unauthorized, unsupported_media
 from media.ingest import CHECKSUMS, BodyInterrupted, Checksum
-from media.uploads import Upload
+from media.runtime import MediaContext
+from media.uploads import Upload, UploadState
+from protocol.errors import ErrorCode, ProtocolError
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ def _int_header(headers: Headers, name: str) -> int | None:
 
 
 def _expires(upload: Upload) -> dict[str, str]:
-    if upload.state != "uploading":
+    if upload.state is not UploadState.UPLOADING:
         return {}
     return {"Upload-Expires": email.utils.format_datetime(upload.expires_at, usegmt=True)}
 
@@ -181,10 +181,11 @@ class TusApp:
         if scheme.lower() != "bearer" or not token:
             raise unauthorized()
         try:
-            return self.ctx.tokens.verify(token.strip()).user_id
-        except TokenError as exc:
-            err = unauthorized("access token expired" if exc.expired else "invalid access token")
-            err.code = "token_expired" if exc.expired else "unauthorized"
+            return self.ctx.tokens.user_of(token.strip())
+        except ProtocolError as exc:
+            expired = exc.code is ErrorCode.TOKEN_EXPIRED
+            err = unauthorized("access token expired" if expired else "invalid access token")
+            err.code = "token_expired" if expired else "unauthorized"
             raise err from None
 
     def _location(self, scope: Scope, headers: Headers, upload_id: str) -> str:

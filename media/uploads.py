@@ -1,10 +1,18 @@
 """The upload records in PostgreSQL: the one source of truth every node resumes from.
 
-Each state change is one statement (or one transaction) guarded by the state it expects, so a
-retried or concurrent request can never apply it twice:
+An upload's lifecycle is the table ``TRANSITIONS`` below, and every state change goes through it:
+each is one statement (or one transaction) guarded by the states the event may leave, so a retried
+or concurrent request can never apply it twice, and an event no state accepts is refused.
 
-    uploading --publish--> complete --mark_enqueued--> enqueued
-    uploading --end------> terminated | expired | rejected
+==========  ==================  ==========  =================================
+event       from                to          the upload's post (feed/)
+==========  ==================  ==========  =================================
+publish     uploading           complete    media received: processing
+enqueue     complete            enqueued
+terminate   uploading           terminated  deleted
+expire      uploading           expired     failed
+reject      uploading           rejected    failed
+==========  ==================  ==========  =================================
 """
 
 from __future__ import annotations
@@ -12,14 +20,54 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 import asyncpg
 
 from media.crypto import Header
 from media.errors import TusError, not_found, too_large
+from media.runtime import DraftPosts
 
-LIVE_STATES = ("uploading", "complete", "enqueued")
-ENDED_POST_STATE = {"terminated": "deleted", "expired": "failed", "rejected": "failed"}
+
+class UploadState(StrEnum):
+    UPLOADING = "uploading"
+    COMPLETE = "complete"  # every byte stored and verified, the object published
+    ENQUEUED = "enqueued"  # its job is on the workers' stream
+    TERMINATED = "terminated"  # deleted by the uploader
+    EXPIRED = "expired"  # unfinished past its expiry
+    REJECTED = "rejected"  # its content was refused
+
+
+class UploadEvent(StrEnum):
+    PUBLISH = "publish"
+    ENQUEUE = "enqueue"
+    TERMINATE = "terminate"
+    EXPIRE = "expire"
+    REJECT = "reject"
+
+
+S, E = UploadState, UploadEvent
+TRANSITIONS: dict[UploadState, dict[UploadEvent, UploadState]] = {
+    S.UPLOADING: {E.PUBLISH: S.COMPLETE, E.TERMINATE: S.TERMINATED, E.EXPIRE: S.EXPIRED, E.REJECT: S.REJECTED},
+    S.COMPLETE: {E.ENQUEUE: S.ENQUEUED},
+    S.ENQUEUED: {},
+    S.TERMINATED: {},
+    S.EXPIRED: {},
+    S.REJECTED: {},
+}
+#: Uploads that hold their bytes against the user's quota (and, unfinished, an open-upload slot).
+LIVE_STATES = (S.UPLOADING.value, S.COMPLETE.value, S.ENQUEUED.value)
+#: Endings before the last byte, by the event that ends them.
+ENDINGS = {S.TERMINATED: E.TERMINATE, S.EXPIRED: E.EXPIRE, S.REJECTED: E.REJECT}
+
+
+def moves(event: UploadEvent) -> tuple[list[str], UploadState]:
+    """The states ``event`` may leave and the one it leads to."""
+    sources = [state.value for state, table in TRANSITIONS.items() if event in table]
+    targets = {TRANSITIONS[UploadState(state)][event] for state in sources}
+    if len(targets) != 1:
+        raise ValueError(f"upload event {event} must lead to exactly one state, not {sorted(targets)}")
+    return sources, targets.pop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +75,7 @@ class Upload:
     id: str
     user_id: str
     post_id: str
-    state: str
+    state: UploadState
     length: int
     offset: int
     object_key: str
@@ -44,8 +92,8 @@ class Upload:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Upload:
         return cls(
-            id=str(row["id"]), user_id=str(row["user_id"]), post_id=str(row["post_id"]), state=row["state"],
-            length=row["length"], offset=row["offset"], object_key=row["object_key"],
+            id=str(row["id"]), user_id=str(row["user_id"]), post_id=str(row["post_id"]),
+            state=UploadState(row["state"]), length=row["length"], offset=row["offset"], object_key=row["object_key"],
             multipart_id=row["multipart_id"], parts=tuple(row["parts"]), tail_key=row["tail_key"],
             header=Header.decode(bytes(row["header"])), content_type=row["content_type"],
             metadata=dict(row["metadata"]), active_ms=row["active_ms"], created_at=row["created_at"],
@@ -53,7 +101,7 @@ class Upload:
         )
 
     def expired(self, now: dt.datetime | None = None) -> bool:
-        return self.state == "uploading" and (now or dt.datetime.now(dt.UTC)) >= self.expires_at
+        return self.state == UploadState.UPLOADING and (now or dt.datetime.now(dt.UTC)) >= self.expires_at
 
 
 def valid_uuid(text: str) -> bool:
@@ -64,7 +112,7 @@ def valid_uuid(text: str) -> bool:
     return True
 
 
-async def create(db: asyncpg.Pool, *, upload_id: str, user_id: str, length: int, object_key: str,
+async def create(db: asyncpg.Pool, posts: DraftPosts, *, upload_id: str, user_id: str, length: int, object_key: str,
                  multipart_id: str, header: Header, metadata: dict[str, str], expires_at: dt.datetime,
                  quota: int, max_open: int) -> Upload:
     """Insert the draft post and the upload in one transaction, inside the user's quota and
@@ -84,7 +132,7 @@ async def create(db: asyncpg.Pool, *, upload_id: str, user_id: str, length: int,
                            status=429, code="too_many_uploads")
         if used + length > quota:
             raise too_large(f"storage quota exceeded: {used} of {quota} bytes used, {length} more requested")
-        await conn.execute("INSERT INTO posts (id, author_id, state) VALUES ($1, $2, 'draft')", post_id, user_id)
+        await posts.create_draft(conn, post_id, user_id)
         row = await conn.fetchrow(
             """INSERT INTO media_uploads (id, user_id, post_id, length, object_key, multipart_id, header,
                                           metadata, expires_at)
@@ -122,12 +170,14 @@ async def commit(db: asyncpg.Pool, upload: Upload, *, offset: int, parts: list[s
     return Upload.from_row(row)
 
 
-async def publish(db: asyncpg.Pool, upload: Upload) -> Upload | None:
-    """uploading -> complete: record the object and move the post to processing. None if already done."""
+async def publish(db: asyncpg.Pool, posts: DraftPosts, upload: Upload) -> Upload | None:
+    """uploading -> complete: record the object, and its post moves to processing. None if done already."""
+    sources, target = moves(UploadEvent.PUBLISH)
     async with db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            """UPDATE media_uploads SET state = 'complete', completed_at = now(), updated_at = now()
-               WHERE id = $1 AND state = 'uploading' AND "offset" = length RETURNING *""", upload.id)
+            """UPDATE media_uploads SET state = $2, completed_at = now(), updated_at = now()
+               WHERE id = $1 AND state = ANY($3::text[]) AND "offset" = length RETURNING *""",
+            upload.id, target.value, sources)
         if row is None:
             return None
         done = Upload.from_row(row)
@@ -136,29 +186,28 @@ async def publish(db: asyncpg.Pool, upload: Upload) -> Upload | None:
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING""",
             done.id, done.user_id, done.post_id, done.object_key, done.content_type or "application/octet-stream",
             done.length, done.header.key_id)
-        await conn.execute(
-            """UPDATE posts SET state = 'processing', media_id = $2, updated_at = now()
-               WHERE id = $1 AND state = 'draft'""", done.post_id, done.id)
+        await posts.media_received(conn, done.post_id, done.id)
     return done
 
 
 async def mark_enqueued(db: asyncpg.Pool, upload_id: str) -> None:
+    """complete -> enqueued (nothing if it is not complete)."""
+    sources, target = moves(UploadEvent.ENQUEUE)
     await db.execute(
-        "UPDATE media_uploads SET state = 'enqueued', updated_at = now() WHERE id = $1 AND state = 'complete'",
-        upload_id)
+        "UPDATE media_uploads SET state = $2, updated_at = now() WHERE id = $1 AND state = ANY($3::text[])",
+        upload_id, target.value, sources)
 
 
-async def end(db: asyncpg.Pool, upload: Upload, state: str) -> Upload | None:
+async def end(db: asyncpg.Pool, posts: DraftPosts, upload: Upload, ending: UploadState) -> Upload | None:
     """uploading -> terminated | expired | rejected, and the draft post follows. None if not uploading."""
-    post_state = ENDED_POST_STATE[state]
+    sources, target = moves(ENDINGS[ending])
     async with db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             """UPDATE media_uploads SET state = $2, tail_key = NULL, updated_at = now()
-               WHERE id = $1 AND state = 'uploading' RETURNING *""", upload.id, state)
+               WHERE id = $1 AND state = ANY($3::text[]) RETURNING *""", upload.id, target.value, sources)
         if row is None:
             return None
-        await conn.execute("UPDATE posts SET state = $2, updated_at = now() WHERE id = $1 AND state = 'draft'",
-                           upload.post_id, post_state)
+        await posts.upload_ended(conn, upload.post_id, deleted=ending is UploadState.TERMINATED)
     return Upload.from_row(row)
 
 

@@ -6,32 +6,32 @@ the upload id: a reclaimed or retried job rewrites the same row. States only mov
 that the latest worker's word wins between ``good_enough`` and ``failed`` (a clip that becomes
 playable and then turns out truncated ends ``failed``); ``upgraded`` is final.
 
-Posts follow their media in the same transaction: ``good_enough`` publishes the post (a video
-post appears as soon as it can play) and sets ``posts.media_id``; ``failed`` marks it failed.
-Deleted posts are never touched.
+Posts follow their media in the same transaction, through the feed's post lifecycle (``Posts``,
+wired by the composition root): ``good_enough`` publishes the post (a video post appears as soon as
+it can play), ``failed`` marks it failed. Whether a post may still move is the feed's rule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import orjson
 import structlog
 
+from amaro.infra.connect import Conn
 from nara.errors import NaraError
+from nara.job import Job
+from nara.lifecycle import PLAYABLE, MediaState, allowed_sql
 
 if TYPE_CHECKING:
-    from nara.pipeline import Job
     from nara.planner import Plan
     from nara.probe import Probe
 
-PROCESSING = "processing"
+PROCESSING = MediaState.PROCESSING
 log = structlog.get_logger("nara.catalog")
 
 
@@ -47,6 +47,14 @@ class Catalog(Protocol):
                      probe: Probe | None = None, plan: Plan | None = None) -> None:
         """Write what ``phase`` ("processing", "good_enough", "upgraded", "failed") means for
         ``job``'s media row and post. ``data`` is the event's data. Raises ``CatalogFailed``."""
+
+
+class Posts(Protocol):
+    """The post a media item belongs to, changed on the caller's connection (its transaction)."""
+
+    async def media_ready(self, conn: Conn, post_id: str, media_id: str, author_id: str) -> None: ...
+
+    async def media_failed(self, conn: Conn, post_id: str, author_id: str) -> None: ...
 
 
 class NullCatalog:
@@ -85,22 +93,22 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 # JSON goes in as text and is cast in SQL, so the statements work on pools with or without a
 # jsonb codec installed (the node's pool decodes jsonb with orjson; the worker's own has none).
-_UPSERT = """
+# States move as nara/lifecycle.py says; failure fields follow a move to failed.
+_MOVES = allowed_sql("m.state", "EXCLUDED.state")
+_PLAYABLE = ", ".join(f"'{s.value}'" for s in sorted(PLAYABLE))
+_UPSERT = f"""
 INSERT INTO media AS m (id, owner_id, post_id, kind, state, probe, plan_id, plan, fast_playlist,
                         fast_complete, poster, placeholder, master_playlist, renditions, variants,
                         preview, storyboard_sprite, storyboard_vtt, failure_reason, failure_detail,
                         good_enough_at, upgraded_at, failed_at)
 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8::text::jsonb, $9, $10, $11, $12, $13,
         COALESCE($14::text::jsonb, '[]'), COALESCE($15::text::jsonb, '[]'), $16, $17, $18, $19, $20,
-        CASE WHEN $5 IN ('good_enough', 'upgraded') THEN now() END,
+        CASE WHEN $5 IN ({_PLAYABLE}) THEN now() END,
         CASE WHEN $5 = 'upgraded' THEN now() END,
         CASE WHEN $5 = 'failed' THEN now() END)
 ON CONFLICT (id) DO UPDATE SET
     kind = CASE WHEN EXCLUDED.state = 'failed' THEN m.kind ELSE EXCLUDED.kind END,
-    state = CASE
-        WHEN EXCLUDED.state = 'processing' THEN m.state
-        WHEN m.state = 'upgraded' AND EXCLUDED.state <> 'upgraded' THEN m.state
-        ELSE EXCLUDED.state END,
+    state = CASE WHEN {_MOVES} THEN EXCLUDED.state ELSE m.state END,
     probe = COALESCE(EXCLUDED.probe, m.probe),
     plan_id = COALESCE(EXCLUDED.plan_id, m.plan_id),
     plan = COALESCE(EXCLUDED.plan, m.plan),
@@ -115,36 +123,26 @@ ON CONFLICT (id) DO UPDATE SET
     storyboard_sprite = COALESCE(EXCLUDED.storyboard_sprite, m.storyboard_sprite),
     storyboard_vtt = COALESCE(EXCLUDED.storyboard_vtt, m.storyboard_vtt),
     failure_reason = CASE
-        WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN EXCLUDED.failure_reason
-        WHEN EXCLUDED.state IN ('good_enough', 'upgraded') THEN NULL
+        WHEN EXCLUDED.state = 'failed' AND {_MOVES} THEN EXCLUDED.failure_reason
+        WHEN EXCLUDED.state IN ({_PLAYABLE}) THEN NULL
         ELSE m.failure_reason END,
     failure_detail = CASE
-        WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN EXCLUDED.failure_detail
-        WHEN EXCLUDED.state IN ('good_enough', 'upgraded') THEN NULL
+        WHEN EXCLUDED.state = 'failed' AND {_MOVES} THEN EXCLUDED.failure_detail
+        WHEN EXCLUDED.state IN ({_PLAYABLE}) THEN NULL
         ELSE m.failure_detail END,
     good_enough_at = COALESCE(m.good_enough_at, EXCLUDED.good_enough_at),
     upgraded_at = COALESCE(m.upgraded_at, EXCLUDED.upgraded_at),
-    failed_at = CASE WHEN EXCLUDED.state = 'failed' AND m.state <> 'upgraded' THEN now()
-                     ELSE m.failed_at END,
+    failed_at = CASE WHEN EXCLUDED.state = 'failed' AND {_MOVES} THEN now() ELSE m.failed_at END,
     updated_at = now()
 RETURNING state
-"""
-
-_PUBLISH = """
-UPDATE posts SET state = 'published', media_id = $2, updated_at = now()
-WHERE id = $1 AND author_id = $3 AND state IN ('draft', 'processing', 'failed')
-"""
-_FAIL = """
-UPDATE posts SET state = 'failed', updated_at = now()
-WHERE id = $1 AND author_id = $2 AND state IN ('draft', 'processing', 'published')
-"""
-
+"""  # noqa: S608 - built from the constant table in lifecycle.py, no input
 
 class PgCatalog:
     """The catalog in PostgreSQL. Every write is one short transaction under a time limit."""
 
-    def __init__(self, db: asyncpg.Pool, timeout_s: float = 10.0) -> None:
+    def __init__(self, db: asyncpg.Pool, posts: Posts, timeout_s: float = 10.0) -> None:
         self.db = db
+        self.posts = posts
         self.timeout_s = timeout_s
 
     async def record(self, job: Job, phase: str, data: Mapping[str, object], *,
@@ -162,10 +160,10 @@ class PgCatalog:
                     state = await conn.fetchval(_UPSERT, media_id, owner, post, *args)
                     if post is None:
                         return
-                    if state in ("good_enough", "upgraded"):
-                        await conn.execute(_PUBLISH, post, media_id, owner)
-                    elif state == "failed":
-                        await conn.execute(_FAIL, post, owner)
+                    if state in PLAYABLE:
+                        await self.posts.media_ready(conn, str(post), str(media_id), str(owner))
+                    elif state == MediaState.FAILED:
+                        await self.posts.media_failed(conn, str(post), str(owner))
         except TimeoutError:
             raise CatalogFailed(f"{phase}: catalog write took longer than {self.timeout_s:g}s") from None
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
@@ -180,7 +178,7 @@ class PgCatalog:
         sb: Mapping[str, object] = storyboard if isinstance(storyboard, Mapping) else {}
         renditions = data.get("renditions")
         variants = data.get("variants")
-        failed = phase == "failed"
+        failed = phase == MediaState.FAILED
         return (
             kind if kind in ("video", "image") else "video",
             phase,
@@ -188,7 +186,7 @@ class PgCatalog:
             plan.plan_id if plan is not None else _str(data, "plan_id"),
             _json(plan.to_dict()) if plan is not None else None,
             _str(data, "playlist"),
-            bool(data.get("complete")) or phase == "upgraded",
+            bool(data.get("complete")) or phase == MediaState.UPGRADED,
             _str(data, "poster"),
             _str(data, "placeholder"),
             _str(data, "master"),
@@ -200,18 +198,3 @@ class PgCatalog:
             _str(data, "reason") if failed else None,
             (_str(data, "detail") or "")[:500] if failed else None,
         )
-
-
-@contextlib.asynccontextmanager
-async def catalog_from_env(env: Mapping[str, str] | None = None) -> AsyncIterator[Catalog]:
-    """The catalog a worker uses when its composition root passed none: ``AMARO_DATABASE_URL``
-    (a small pool of its own), or no catalog at all when that is unset (``python -m nara``)."""
-    url = (os.environ if env is None else env).get("AMARO_DATABASE_URL", "")
-    if not url:
-        yield NullCatalog()
-        return
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=30)
-    try:
-        yield PgCatalog(pool)
-    finally:
-        await asyncio.wait_for(pool.close(), timeout=10)

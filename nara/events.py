@@ -1,16 +1,17 @@
-"""How NARA-1r tells the world about a media item. realtime/ implements the sink."""
+"""How NARA-1r tells the world about a media item: through an ``EventSink`` the composition root
+wires in (the hub's durable event sink in every role)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal, Protocol
+from typing import Protocol
 
 from nara.errors import EventFailed
+from nara.lifecycle import MediaState
 
-Phase = Literal["good_enough", "upgraded", "failed"]
-GOOD_ENOUGH: Phase = "good_enough"
-UPGRADED: Phase = "upgraded"
-FAILED: Phase = "failed"
+GOOD_ENOUGH = MediaState.GOOD_ENOUGH
+UPGRADED = MediaState.UPGRADED
+FAILED = MediaState.FAILED
 
 
 class EventSink(Protocol):
@@ -40,19 +41,3 @@ class BoundedSink:
                 await self.inner.media_event(user_id, upload_id, post_id, phase, data)
         except TimeoutError:
             raise EventFailed(f"{phase} event not delivered within {self.timeout_s:g}s") from None
-
-
-class LogSink:
-    """Logs media events instead of delivering them: for ``python -m nara`` run standalone
-    (operations, benchmarks) before the realtime sink is wired in."""
-
-    def __init__(self) -> None:
-        import structlog
-
-        self._log = structlog.get_logger("nara.events")
-
-    async def media_event(
-        self, user_id: str, upload_id: str, post_id: str, phase: str, data: dict[str, object]
-    ) -> None:
-        self._log.info("media_event", user_id=user_id, upload_id=upload_id, post_id=post_id,
-                       phase=phase, reason=data.get("reason"))

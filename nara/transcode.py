@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaro.infra.cpus import pin
 from nara.errors import EncodeFailed
 from nara.guard import Completed, Limits, input_args, run_guarded
 from nara.hls import MediaPlaylist, parse_media_playlist
 from nara.planner import Plan, Rendition
 from nara.probe import Probe
 from nara.tools import Tools
-from realtime.cpus import pin
 
 # Poster: skip dark frames (limited-range black is Y=16), then let `thumbnail` pick the most
 # representative of what is left in the first seconds.

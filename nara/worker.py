@@ -28,23 +28,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from nara import metrics
-from nara.catalog import Catalog, catalog_from_env
+from nara.catalog import Catalog, NullCatalog
 from nara.errors import NaraError
 from nara.events import FAILED, BoundedSink, EventSink
+from nara.job import Job
 from nara.keys import DEFAULT, JOB_FIELD, NaraKeys
-from nara.pipeline import Context, Job, run_job
+from nara.pipeline import Context, run_job
 from nara.planner import Audience
 from nara.settings import NaraSettings
 from nara.storage import BoundedStore, MediaStore
 from nara.tools import Tools, locate
 
-# Set-if-new then XADD, atomically: both keys share the {jobs} hash tag (one Cluster slot).
-_ENQUEUE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
-  return redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[1])
-end
-return false
-"""
 DEDUPE_TTL_S = 7 * 24 * 3600
 
 
@@ -54,19 +48,6 @@ async def ensure_group(redis: Redis, nk: NaraKeys = DEFAULT) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-async def enqueue(redis: Redis, job: Job, nk: NaraKeys = DEFAULT, *,
-                  dedupe_ttl_s: int = DEDUPE_TTL_S) -> bytes | None:
-    """Queue ``job`` once per upload id while its guard lives (``dedupe_ttl_s``). Returns the
-    stream id, or None if already queued.
-
-    media/ calls this when an upload completes (``job_id`` = ``upload_id``)."""
-    payload = msgpack.packb(job.to_map())
-    result = await redis.eval(
-        _ENQUEUE, 2, nk.jobs, nk.enqueued(job.job_id), payload, dedupe_ttl_s, JOB_FIELD
-    )
-    return result if isinstance(result, bytes) else None
 
 
 def _id_ms(msg_id: bytes) -> int:
@@ -291,14 +272,8 @@ async def run_worker(settings: NaraSettings, redis: Redis, store: MediaStore, si
                      stop: asyncio.Event, *, tools: Tools | None = None,
                      audience: Audience | None = None, catalog: Catalog | None = None) -> None:
     """Run one worker until ``stop`` is set. The composition root (``amaro worker`` / ``amaro dev``)
-    owns the Redis client, the store and the sink, and runs this outside the hub's event loop.
-
-    ``catalog``: where the media rows are written before each event (``PgCatalog(services.db)``).
-    When none is given, ``AMARO_DATABASE_URL`` opens a small pool of the worker's own; without it
-    there is no catalog (standalone ``python -m nara``)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if catalog is None:
-            catalog = await stack.enter_async_context(catalog_from_env())
-        ctx = Context(settings, tools or locate(), BoundedStore(store), BoundedSink(sink), audience or Audience(),
-                      catalog)
-        await Worker(settings, redis, ctx).run(stop)
+    owns the Redis client, the store, the sink and the catalog (where media rows are written
+    before each event; none: events only), and runs this outside the hub's event loop."""
+    ctx = Context(settings, tools or locate(settings.ffmpeg, settings.ffprobe), BoundedStore(store),
+                  BoundedSink(sink), audience or Audience(), catalog or NullCatalog())
+    await Worker(settings, redis, ctx).run(stop)

@@ -35,7 +35,7 @@ import structlog
 
 from realtime import keys, pacing
 from realtime.metrics import REDIS_OP
-from realtime.resp import RespConnection, evalsha_command, raising, run_script
+from realtime.redisconn import RespConnection, evalsha_command, raising, run_script
 from realtime.scripts import Scripts
 
 log = structlog.get_logger(__name__)
@@ -105,7 +105,7 @@ class RedisBroker:
         self.config = config or BrokerConfig()
         self.scripts = Scripts.register(redis)
         #: The hot paths (append, route, inbox read) and the chores skip redis-py: a third of the CPU
-        #: per round trip (resp.py), each call bounded there. The inbox read blocks, so it has a
+        #: per round trip (redisconn.py), each call bounded there. The inbox read blocks, so it has a
         #: connection of its own, bounded here by the block time.
         self.conn = RespConnection.like(redis)
         self._reader = RespConnection.like(redis, blocking=True)

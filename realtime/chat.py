@@ -16,7 +16,7 @@ import asyncpg
 from protocol import codec
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.frames import ChatMessage
-from realtime.store import MESSAGE_SELECT, message_from_row, new_mid, now_ms
+from realtime.store import ITEM_ERRORS, MESSAGE_SELECT, message_from_row, new_mid, now_ms
 
 
 class NotMember(ProtocolError):
@@ -30,26 +30,6 @@ class Sent:
     created: bool  # False for a retry answered with the original
 
 
-#: One round trip, no explicit transaction: the UPDATE checks membership and the retry and takes
-#: the next offset (its row lock orders concurrent senders of the room across every node), the
-#: INSERT stores the message, atomically. A concurrent retry of the same cmid makes the INSERT
-#: fail on the unique key, which undoes the whole statement: offsets never get a hole.
-_SEND = """
-WITH r AS (
-    UPDATE rooms SET last_seq = last_seq + 1
-    WHERE id = $1
-      AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
-      AND NOT EXISTS (SELECT 1 FROM messages WHERE room_id = $1 AND sender = $2 AND cmid = $3)
-    RETURNING epoch, last_seq
-), m AS (
-    INSERT INTO messages (room_id, seq, mid, cmid, sender, body, reply_to, created_at)
-    SELECT $1, r.last_seq, $4, $3, $2, $5, $6, to_timestamp($7::float8 / 1000) FROM r
-    RETURNING seq
-)
-SELECT r.epoch, r.last_seq FROM r JOIN m ON m.seq = r.last_seq
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One chat send waiting in a batch (``ChatStore.send_batch``)."""
@@ -61,33 +41,12 @@ class Outgoing:
     reply_to: str = ""
 
 
-#: Errors of one statement that another statement on the same connection would not repeat (bad
-#: data in one item): the batch is then retried item by item so only the bad item fails.
-_ITEM_ERRORS: tuple[type[BaseException], ...] = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-
-
 _SEND_BATCH = "SELECT out_ord, out_epoch, out_seq FROM chat_send_batch($1, $2, $3, $4, $5, $6, $7)"
 
 
 class ChatStore:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
-
-    async def send(self, room: str, sender: str, cmid: str, body: str, reply_to: str = "") -> Sent:
-        """Store a message from ``sender`` (the authenticated user). Raises ``NotMember``."""
-        mid, ts = new_mid(), now_ms()
-        try:
-            row = await self.db.fetchrow(_SEND, uuid.UUID(room), uuid.UUID(sender), cmid, mid, body, reply_to, ts)
-        except asyncpg.UniqueViolationError:
-            row = None  # a concurrent retry stored it first
-        if row is None:  # a retry, or not a member
-            found = await self._find(room, sender, cmid)
-            if found is not None:
-                return found
-            raise NotMember(f"not a member of room {room}")
-        msg = ChatMessage(ch=f"room:{room}", epoch=str(row["epoch"]), offset=int(row["last_seq"]), mid=mid,
-                          room=room, sender=sender, cmid=cmid, body=body, reply_to=reply_to, ts=ts)
-        return Sent(msg, codec.encode(msg), True)
 
     async def send_batch(self, items: Sequence[Outgoing], conn: asyncpg.Connection | None = None
                          ) -> list[Sent | BaseException]:
@@ -109,7 +68,7 @@ class ChatStore:
         ts = now_ms()
         try:
             rows = await self._store([items[i] for i in fresh], mids, ts, conn)
-        except _ITEM_ERRORS:
+        except ITEM_ERRORS:
             if len(fresh) == 1:
                 raise
             rows = None
@@ -118,7 +77,7 @@ class ChatStore:
             for n, i in enumerate(fresh):
                 try:
                     one = await self._store([items[i]], [mids[n]], ts, conn)
-                except _ITEM_ERRORS as exc:
+                except ITEM_ERRORS as exc:
                     results[i] = exc
                     continue
                 if one:

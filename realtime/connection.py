@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -17,12 +18,10 @@ from protocol import codec
 from protocol import frames as F
 from protocol.errors import CloseCode, ProtocolError
 from protocol.session import ServerSession
+from realtime.config import HubConfig
 from realtime.limits import FloodGuard, TokenBucket
 from realtime.metrics import DISCONNECTS, OUTBOX_BYTES, OUTBOX_FRAMES, drops, frames_out
 from realtime.outbox import Outbox, Verdict
-
-if TYPE_CHECKING:
-    from realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +41,20 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
     def abort(self) -> None: ...
+
+
+class Owner(Protocol):
+    """What a connection needs from the hub that holds it."""
+
+    config: HubConfig
+
+    def flush_soon(self, conn: Connection) -> None:
+        """Flush ``conn`` at the end of this loop tick, with every other connection that queued."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the hub owns."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
@@ -65,7 +78,7 @@ class Connection:
     __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closing",
                  "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
 
-    def __init__(self, hub: Hub, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
+    def __init__(self, hub: Owner, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
         config = hub.config
         self.hub = hub
         self.transport = transport

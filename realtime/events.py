@@ -1,24 +1,20 @@
 """Durable server events for other parts of the system: media pipeline events and feed updates.
 
 ``EventSink`` stores each event in PostgreSQL (``channel_events``) and then publishes it on the
-user's personal channel ``user:<id>``. It needs no running hub: the NARA worker builds one from its
-``Services``. A retried media event of the same upload and phase is stored once (idempotency key),
-progress events excepted (each one is news).
+user's personal channel ``user:<id>``. It needs no running hub: the composition root builds one for
+every role that emits events (a worker, an ingest node). A retried media event of the same upload
+and phase is stored once (idempotency key), progress events excepted (each one is news).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from protocol.frames import MEDIA_PHASES, FeedUpdate, Frame, MediaEvent
 from realtime.broker import RedisBroker
-from realtime.commit import EventWriter
-from realtime.services import Services
-from realtime.store import Appending, ChannelStore, Stored
-
-log = structlog.get_logger(__name__)
+from realtime.channels import REVOKE_KIND
+from realtime.store import Appending, ChannelStore
+from realtime.writers import EventWriter
 
 
 class EventSink:
@@ -27,11 +23,6 @@ class EventSink:
         self.broker = broker
         #: Group commit: events stored at the same moment share one transaction and one publish.
         self.writer = EventWriter(store, broker)
-
-    @classmethod
-    def from_services(cls, services: Services) -> EventSink:
-        node = f"sink-{services.settings.node_id}"
-        return cls(ChannelStore(services.db), RedisBroker(services.redis, node))
 
     async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
                           data: dict[str, object]) -> None:
@@ -61,12 +52,6 @@ class EventSink:
 
         await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
 
-    async def publish(self, stored: Stored, kind: str) -> None:
-        """Route a stored event. A Redis failure is logged, not raised: the event is durable, and the
-        next publish on the channel (or a client's resume) fills it in from PostgreSQL."""
-        try:
-            await self.broker.publish(stored.channel, stored.epoch, stored.offset, stored.frame, kind,
-                                      self.store.range)
-        except Exception as exc:
-            log.warning("publish_deferred", channel=stored.channel, offset=stored.offset,
-                        error=type(exc).__name__)
+    async def revoke(self, channel: str, user: str) -> None:
+        """End ``user``'s subscriptions of ``channel`` on every node (``unsub.ok`` with id 0)."""
+        await self.broker.broadcast(channel, user.encode(), REVOKE_KIND)

@@ -38,9 +38,8 @@ from realtime import keys
 from realtime.broker import RedisBroker, Routed
 from realtime.channels import REVOKE_KIND, ChannelError, Permissions, parse_channel
 from realtime.chat import ChatStore, Outgoing
-from realtime.commit import ChatWriter, EventWriter
+from realtime.config import HubConfig
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
-from realtime.hubconfig import HubConfig
 from realtime.limits import TokenBucket, UserLimits
 from realtime.metrics import (
     CONNECTIONS,
@@ -53,8 +52,9 @@ from realtime.metrics import (
 )
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
-from realtime.store import Appending, ChannelStore, Stored
+from realtime.store import Appending, ChannelStore
 from realtime.typing_ import TypingState
+from realtime.writers import ChatWriter, EventWriter
 
 log = structlog.get_logger(__name__)
 
@@ -120,10 +120,9 @@ Handler = Callable[["Connection", Any], Awaitable[None]]
 
 
 class Hub:
-    def __init__(self, *, node_id: str, redis: aioredis.Redis, broker: RedisBroker, presence: Presence,
-                 store: ChannelStore, chat: ChatStore, reactions: ReactionStore, permissions: Permissions,
-                 config: HubConfig, max_frame: int, ping_interval_ms: int) -> None:
-        self.node_id = node_id
+    def __init__(self, config: HubConfig, *, redis: aioredis.Redis, broker: RedisBroker, presence: Presence,
+                 store: ChannelStore, chat: ChatStore, reactions: ReactionStore, permissions: Permissions) -> None:
+        self.node_id = config.node_id
         self.redis = redis
         self.broker = broker
         self.presence = presence
@@ -132,8 +131,7 @@ class Hub:
         self.reactions = reactions
         self.permissions = permissions
         self.config = config
-        self.max_frame = max_frame
-        self.ping_interval_ms = ping_interval_ms
+        self.max_frame = config.max_frame
         self.user_limits = UserLimits(redis, conn=broker.conn)
         self.chat_writer = ChatWriter(chat, broker, store, max_items=config.batch_items,
                                       window_s=config.batch_window_ms / 1000)
@@ -431,14 +429,6 @@ class Hub:
 
     # -- publishing ------------------------------------------------------------------------------------------
 
-    async def publish_stored(self, stored: Stored, kind: str) -> None:
-        try:
-            await self.broker.publish(stored.channel, stored.epoch, stored.offset, stored.frame, kind,
-                                      self.store.range)
-        except Exception as exc:  # durable already; the next publish or a resume fills it in
-            log.warning("publish_deferred", channel=stored.channel, offset=stored.offset,
-                        error=type(exc).__name__)
-
     async def _broadcast(self, channel: str, frame: F.Frame) -> None:
         await self.broker.broadcast(channel, codec.encode(frame), frame.TYPE)
 
@@ -588,13 +578,13 @@ class Hub:
                 parse_channel(ch)
             except ChannelError:
                 raise ProtocolError("no such post", ErrorCode.NOT_FOUND, frame.id) from None
-            if not await self.permissions.can_see_post(conn.user, frame.target_id):
+            if not await self.permissions.access.can_see_post(conn.user, frame.target_id):
                 raise denied("cannot react to this post", frame.id)
         elif frame.target_kind == "message":
             room = await self.chat.room_of_message(frame.target_id)
             if room is None:
                 raise ProtocolError("no such message", ErrorCode.NOT_FOUND, frame.id)
-            if not await self.permissions.is_member(room, conn.user):
+            if not await self.permissions.access.is_member(room, conn.user):
                 raise denied("cannot react to this message", frame.id)
             ch = f"room:{room}"
         else:
@@ -641,7 +631,7 @@ class Hub:
             parse_channel(f"room:{room}")
         except ChannelError:
             raise ProtocolError("no such room", ErrorCode.CHANNEL_NOT_FOUND, request_id) from None
-        if not await self.permissions.is_member(room, conn.user):
+        if not await self.permissions.access.is_member(room, conn.user):
             raise denied("not a member of this room", request_id)
 
     async def _on_chat_history(self, conn: Connection, frame: F.ChatHistory) -> None:

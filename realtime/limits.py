@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from realtime import keys
-from realtime.batcher import GroupCommit
-from realtime.resp import RespConnection
+from realtime.groupcommit import GroupCommit
+from realtime.redisconn import RespConnection
 
 
 class TokenBucket:
@@ -66,7 +66,7 @@ class UserLimits:
     same moment by different users are taken in one pipeline (a ``GroupCommit``)."""
 
     def __init__(self, redis: aioredis.Redis, lease: int = 5, *, conn: RespConnection | None = None) -> None:
-        self.conn = conn or RespConnection.like(redis)  # a lease is a hot path: lean (resp.py)
+        self.conn = conn or RespConnection.like(redis)  # a lease is a hot path: lean (redisconn.py)
         self.lease = max(1, lease)
         self._window: dict[int, int] = {}  # window_s -> current window index
         self._left: dict[tuple[str, str, int], int] = {}  # (user, name, window_s) -> units leased

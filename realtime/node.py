@@ -17,50 +17,48 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+import redis.asyncio as aioredis
 import structlog
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
 
-from feed.tokens import TokenSigner
 from protocol.frames import PresenceJoin, PresenceLeave
 from realtime.broker import RedisBroker
-from realtime.channels import Permissions
+from realtime.channels import Access, Permissions
 from realtime.chat import ChatStore
-from realtime.config import Settings
+from realtime.config import HubConfig
 from realtime.events import EventSink
 from realtime.hub import Hub
-from realtime.hubconfig import HubConfig
+from realtime.limits import UserLimits
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
-from realtime.services import Services, open_redis
 from realtime.store import ChannelStore
-from realtime.ws import serve_socket
+from realtime.ws import AccessTokens, SocketServer
 
 log = structlog.get_logger(__name__)
 
 
 class HubNode:
-    def __init__(self, settings: Settings, services: Services, signer: TokenSigner,
-                 config: HubConfig | None = None) -> None:
-        self.settings = settings
-        self.services = services
-        self.signer = signer
-        self.config = config or HubConfig.from_env()
-        # The hub's own Redis pool, blocking when exhausted: a burst of connects or publishes waits
-        # for a connection instead of failing with MaxConnectionsError (redis-py's default pool).
-        self.redis = open_redis(settings.redis_url, max_connections=self.config.redis_connections)
-        self.broker = RedisBroker(self.redis, settings.node_id, self.config.broker)
-        self.presence = Presence(self.redis, self.config.presence, self.broker.scripts, conn=self.broker.conn)
-        self.store = ChannelStore(services.db)
+    """One hub node. ``redis`` is the hub's own pool (sized ``config.redis_connections``, waiting
+    when exhausted, so a burst of connects or publishes waits instead of failing); the caller opens
+    and closes it and the database pool."""
+
+    def __init__(self, config: HubConfig, *, redis: aioredis.Redis, db: asyncpg.Pool, access: Access,
+                 tokens: AccessTokens) -> None:
+        self.config = config
+        self.redis = redis
+        self.broker = RedisBroker(redis, config.node_id, config.broker)
+        self.presence = Presence(redis, config.presence, self.broker.scripts, conn=self.broker.conn)
+        self.store = ChannelStore(db)
         self.hub = Hub(
-            node_id=settings.node_id, redis=self.redis, broker=self.broker, presence=self.presence,
-            store=self.store, chat=ChatStore(services.db), reactions=ReactionStore(services.db),
-            permissions=Permissions(services.db), config=self.config, max_frame=settings.max_frame,
-            ping_interval_ms=int(settings.ping_interval_s * 1000),
+            config, redis=redis, broker=self.broker, presence=self.presence, store=self.store,
+            chat=ChatStore(db), reactions=ReactionStore(db), permissions=Permissions(access),
         )
         self.broker.local = self.hub.deliver  # this node's own subscribers: no trip through its inbox
         #: Durable media/feed events for other components of this process (uploads, feed).
         self.events = EventSink(self.store, self.broker)
+        #: Per-user fixed windows shared by every node (the hub's own write limits use them too).
+        self.limits: UserLimits = self.hub.user_limits
+        self.sockets = SocketServer(self.hub, tokens)
         self._tasks: list[asyncio.Task[None]] = []
         self._interest_refreshed = 0.0
 
@@ -68,43 +66,44 @@ class HubNode:
     def draining(self) -> bool:
         return self.hub.draining
 
-    def routes(self) -> list[BaseRoute]:
-        async def endpoint(ws: WebSocket) -> None:
-            await serve_socket(ws, self)
-
-        return [WebSocketRoute("/ws", endpoint)]
-
-    async def start(self) -> None:
-        """Start the inbox reader, the heartbeat and the sweeper."""
+    async def start(self, host: str, port: int) -> None:
+        """Listen for sockets on ``host:port`` (0: any free port, see ``sockets.port``) and start
+        the inbox reader, the heartbeat, the sweeper and the position check."""
         if self._tasks:
             return
+        await self.sockets.listen(host, port)
         self._tasks = [
             asyncio.create_task(self._read_inbox(), name="hub-inbox"),
             asyncio.create_task(self._every(self.config.presence.heartbeat_s, self._heartbeat), name="hub-heartbeat"),
             asyncio.create_task(self._every(self.config.presence.sweep_s, self._sweep), name="hub-sweep"),
             asyncio.create_task(self._every(self.config.reconcile_s, self.hub.reconcile), name="hub-reconcile"),
         ]
-        log.info("hub_started", node=self.settings.node_id)
+        log.info("hub_started", node=self.config.node_id, ws_port=self.sockets.port)
+
+    async def revoke(self, channel: str, user: str) -> None:
+        """End ``user``'s subscriptions of ``channel`` on every node."""
+        await self.events.revoke(channel, user)
 
     async def drain(self) -> None:
         """Stop accepting sockets, tell clients to reconnect elsewhere (jittered), finish in-flight
         requests, close every socket; within ``drain_timeout_s``."""
         if self.hub.draining:
             return
-        await self.hub.drain(max(0.5, self.settings.drain_timeout_s - 0.5))
+        await self.hub.drain(max(0.5, self.config.drain_timeout_s - 0.5))
 
     async def stop(self) -> None:
         """Cancel every task this node owns and close what is left."""
         self.hub.draining = True
+        await self.sockets.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for conn in list(self.hub.connections.values()):
             conn.stop_writer()
+            conn.transport.abort()
         await self.hub.cancel_tasks()
         self.broker.close()
-        await self.redis.aclose(close_connection_pool=True)
 
     # -- tasks ------------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from realtime import keys, pacing
 from realtime.metrics import REDIS_OP
-from realtime.resp import RespConnection, run_script, run_scripts
+from realtime.redisconn import RespConnection, run_script, run_scripts
 from realtime.scripts import Scripts
 
 
@@ -52,7 +52,7 @@ class Presence:
                  scripts: Scripts | None = None, conn: RespConnection | None = None) -> None:
         self.config = config or PresenceConfig()
         self.scripts = scripts or Scripts.register(redis)
-        #: Scripts run on a lean connection (resp.py): the heartbeat sends one per present socket.
+        #: Scripts run on a lean connection (redisconn.py): the heartbeat sends one per present socket.
         self.conn = conn or RespConnection.like(redis)
 
     def _key_ttl(self) -> int:

@@ -2,7 +2,7 @@
 
 Each runs as ``EVALSHA`` and is loaded on ``NOSCRIPT`` (after a Redis restart), so each operation is
 one round trip and the script text crosses the wire only once: by redis-py's ``Script``, or on the
-hot paths by ``resp.run_script`` / ``resp.run_scripts``, which take the ``Script`` for its hash and text.
+hot paths by ``redisconn.run_script`` / ``redisconn.run_scripts``, which take the ``Script`` for its hash and text.
 """
 
 from __future__ import annotations

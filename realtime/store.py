@@ -23,6 +23,10 @@ from protocol import codec
 from protocol.frames import ChatMessage, Frame
 from realtime.channels import parse_channel
 
+#: Errors of one statement that another statement on the same connection would not repeat (bad
+#: data in one item): a group-commit batch is then retried item by item so only the bad item fails.
+ITEM_ERRORS: tuple[type[BaseException], ...] = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
 
 def new_epoch() -> str:
     return secrets.token_hex(4)

@@ -9,6 +9,8 @@ and an emptied Redis database, so runs never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -18,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -26,10 +29,12 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from realtime.config import Settings
-from realtime.embedded import EmbeddedServices
-from realtime.migrations import migrate
-from realtime.services import Services
+from amaro.embedded import EmbeddedServices
+from amaro.migrations import migrate
+from amaro.services import Services
+from amaro.settings import NodeSettings, ServiceSettings, Settings
+from feed.config import AuthSettings
+from realtime.config import HubConfig
 
 TEST_TOKEN_SECRET = "test-token-secret-0123456789abcdef0123456789"
 
@@ -101,28 +106,69 @@ def service_urls() -> Iterator[ServiceUrls]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def make_settings(urls: ServiceUrls, data_dir: Path, *, node_id: str = "test-node", **node: Any) -> Settings:
+    """Settings of a node the tests run (in process or as a child process via ``node_env``)."""
+    from amaro.settings import build
+
+    base = build({})  # every default, derived paths included
+    media = dataclasses.replace(base.media, local_dir=data_dir / "objects", keyring_path=data_dir / "keyring.json")
+    return dataclasses.replace(
+        base,
+        node=NodeSettings(env="test", node_id=node_id, data_dir=data_dir, log_format="console", log_level="warning",
+                          **node),
+        services=ServiceSettings(redis_url=urls.redis_url, database_url=urls.database_url),
+        # The suite signs up many users (production keeps the 64 MiB default); every test signs up
+        # from 127.0.0.1, so the per-address budget is tested with its own node.
+        auth=AuthSettings(token_secret=TEST_TOKEN_SECRET, password_memory_kib=8192, password_iterations=1,
+                          attempts_per_address=100_000),
+        hub=HubConfig(node_id=node_id),
+        media=media,
+    )
+
+
+def node_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of an ``amaro`` child process with ``settings``' services, identity, secret
+    and test-suite costs, plus ``extra`` (``AMARO_*`` names); other ``AMARO_*`` variables of this
+    process are left out."""
+    node, auth = settings.node, settings.auth
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AMARO_")},
+        "AMARO_ENV": "test",
+        "AMARO_NODE_ID": node.node_id,
+        "AMARO_DATA_DIR": str(node.data_dir),
+        "AMARO_HOST": node.host,
+        "AMARO_PORT": str(node.port),
+        "AMARO_WS_PORT": str(node.ws_port or free_port()),
+        "AMARO_REDIS_URL": settings.services.redis_url,
+        "AMARO_DATABASE_URL": settings.services.database_url,
+        "AMARO_TOKEN_SECRET": auth.token_secret,
+        "AMARO_PASSWORD_MEMORY_KIB": str(auth.password_memory_kib),
+        "AMARO_PASSWORD_ITERATIONS": str(auth.password_iterations),
+        "AMARO_AUTH_ATTEMPTS_PER_ADDRESS": str(auth.attempts_per_address),
+        "AMARO_LOG_FORMAT": node.log_format,
+        "AMARO_LOG_LEVEL": node.log_level,
+        **extra,
+    }
+
+
+def with_node(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` for another node: new ports, another id (the hub's copy follows)."""
+    node = dataclasses.replace(settings.node, **changes)
+    return dataclasses.replace(settings, node=node, hub=dataclasses.replace(
+        settings.hub, node_id=node.node_id, drain_timeout_s=node.drain_timeout_s,
+        allowed_origins=node.allowed_origins))
+
+
 @pytest.fixture(scope="session")
 def settings(service_urls: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        env="test",
-        node_id="test-node",
-        data_dir=tmp_path_factory.mktemp("data"),  # objects and keyring of nodes the tests start
-        redis_url=service_urls.redis_url,
-        database_url=service_urls.database_url,
-        token_secret=TEST_TOKEN_SECRET,
-        # The suite signs up many users; production keeps the 64 MiB default.
-        password_memory_kib=8192,
-        password_iterations=1,
-        # Every test signs up from 127.0.0.1; the per-address budget is tested with its own node.
-        auth_attempts_per_address=100_000,
-        log_format="console",
-        log_level="warning",
-    )
+    # The data folder holds the objects and keyring of nodes the tests start.
+    return make_settings(service_urls, tmp_path_factory.mktemp("data"))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    opened = await Services.open(settings)
+    s = settings.services
+    opened = await Services.open(s.redis_url, s.database_url)
     try:
         yield opened
     finally:
@@ -168,25 +214,24 @@ async def wait_answering(process: subprocess.Popen[bytes], url: str, describe: C
 
 @dataclass(frozen=True)
 class RunningNode:
-    """A real hub node (uvicorn on a loopback port) inside the test process."""
+    """A real hub node (uvicorn and the socket listener on loopback ports) inside the test process."""
 
     http_url: str
     ws_url: str
     settings: Settings
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def running_node(settings: Settings, services: Services) -> AsyncIterator[RunningNode]:
-    import dataclasses
-
-    from realtime.app import NodeParts, build_app
-    from realtime.serve import uvicorn_config
-
-    node_settings = dataclasses.replace(settings, port=free_port(), node_id="test-node-inproc")
-    parts = await NodeParts.open(node_settings, services)
+@contextlib.asynccontextmanager
+async def serve_node(settings: Settings, services: Services, **open_args: Any) -> AsyncIterator[RunningNode]:
+    """Run a hub node in this process on free ports until the block ends (drained, then stopped)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))
+    from amaro.node import NodeParts, build_app
+    from amaro.roles import uvicorn_config
+
+    settings = with_node(settings, port=free_port(), ws_port=0)
+    parts = await NodeParts.open(settings, services, **open_args)
+    server = uvicorn.Server(uvicorn_config(build_app(parts), settings))
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
@@ -195,9 +240,15 @@ async def running_node(settings: Settings, services: Services) -> AsyncIterator[
             task.result()
         await asyncio.sleep(0.01)
     assert server.started, "test node did not start"
-    base = f"127.0.0.1:{node_settings.port}"
     try:
-        yield RunningNode(http_url=f"http://{base}", ws_url=f"ws://{base}/ws", settings=node_settings)
+        yield RunningNode(http_url=f"http://127.0.0.1:{settings.node.port}",
+                          ws_url=f"ws://127.0.0.1:{parts.ws_port}/ws", settings=settings)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def running_node(settings: Settings, services: Services) -> AsyncIterator[RunningNode]:
+    async with serve_node(with_node(settings, node_id="test-node-inproc"), services) as node:
+        yield node

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from realtime.cpus import background_scheduling
+from amaro.infra.cpus import background_scheduling
 
 
 def background_scheduling_supported() -> bool:

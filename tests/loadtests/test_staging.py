@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from amaro.services import Services
 from loadtests import staging
-from realtime.services import Services
 
 
 async def test_small_requests_stage_each_chunk_once_on_both_stores(services: Services, tmp_path: Path) -> None:

@@ -17,17 +17,17 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
+from amaro.services import Services
+from feed.posts import PostStates
 from feed.tokens import TokenSigner
 from loadtests.staging import moto_server
-from media.app import upload_routes
-from media.backends import close_store, open_store
+from media.app import close_store, open_store, upload_routes
 from media.config import CHUNK_SIZE, MediaSettings, MiB
-from media.context import MediaContext
+from media.jobs import JobQueue
 from media.keyring import Keyring
+from media.runtime import MediaContext
 from media.store import MediaStore
-from nara.keys import NaraKeys
 from protocol.frames import MEDIA_PHASES
-from realtime.services import Services
 from tests.conftest import TEST_TOKEN_SECRET
 
 
@@ -117,7 +117,7 @@ async def make_context(services: Services, media: MediaSettings, events: Recordi
     store = await open_store(media, ensure_bucket=True)
     return MediaContext(media=media, redis=services.redis, db=services.db, store=store,
                         keyring=Keyring.load(media), tokens=TokenSigner(TEST_TOKEN_SECRET.encode()),
-                        events=events, allowed_origins=("https://app.example",))
+                        posts=PostStates(), events=events, allowed_origins=("https://app.example",))
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -160,8 +160,9 @@ async def send_patch(client: httpx.AsyncClient, user: User, url: str, offset: in
 
 
 async def jobs_for(redis: aioredis.Redis, upload_id: str) -> list[dict[str, object]]:
+    """Jobs queued on the stream of the default namespace (every context here uses it)."""
     found = []
-    for _id, fields in await redis.xrange(NaraKeys.from_env().jobs):
+    for _id, fields in await redis.xrange(JobQueue().stream):
         job = msgpack.unpackb(fields[b"job"])
         if job["upload_id"] == upload_id:
             found.append(job)

@@ -6,6 +6,7 @@ stored object decrypts to the original bytes. Also: a client that stalls mid-req
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import threading
@@ -22,14 +23,14 @@ import requests
 import uvicorn
 from tusclient.client import TusClient
 
+from amaro.ingest import build_ingest_app
+from amaro.settings import Settings
 from media import keys
-from media.app import build_ingest_app
-from media.backends import close_store, open_store
+from media.app import close_store, open_store
 from media.config import MediaSettings
 from media.crypto import iter_plaintext
 from media.keyring import Keyring
 from protocol.frames import MEDIA_PHASES
-from realtime.config import Settings
 from tests.media.conftest import (
     RecordingEvents,
     User,
@@ -71,7 +72,8 @@ def live_server(request: pytest.FixtureRequest, settings: Settings, tmp_path: Pa
         media = s3_settings(tmp_path, request.getfixturevalue("moto_endpoint"), idle_timeout_s=1.0,
                             progress_interval_s=1.0)
     events = ThreadSafeEvents()
-    app = build_ingest_app(settings, media, events=events, ensure_bucket=True, background=False)
+    app = build_ingest_app(dataclasses.replace(settings, media=media), events=events, ensure_bucket=True,
+                           background=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

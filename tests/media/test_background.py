@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
+from amaro.infra.cpus import BACKGROUND_SLICE_NS
 from media.background import background_executor
-from realtime.cpus import BACKGROUND_SLICE_NS
 from tests.scheduling import background_scheduling_supported
 
 IOPRIO_GET = {"x86_64": 252, "aarch64": 31}

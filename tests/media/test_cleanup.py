@@ -7,17 +7,15 @@ import httpx
 import redis.asyncio as aioredis
 
 from media import keys
+from media.app import close_store, open_store
 from media.cleanup import sweep_once
 from media.config import CHUNK_SIZE
-from media.context import MediaContext
 from media.crypto import TAG, DataKey, encrypt_bytes, read_header
-from media.rotation import rewrap_all, rewrap_objects, rotate_keys
+from media.keyring import Keyring
+from media.rotation import rewrap_objects, rotate_keys
+from media.runtime import MediaContext
 from media.uploads import Upload
-from nara.keys import NaraKeys
-from realtime.config import Settings
 from tests.media.conftest import User, create_upload, jobs_for, mp4_bytes, send_patch, stored_plaintext
-
-NARA_KEYS = NaraKeys.from_env()
 
 
 async def test_sweep_expires_and_aborts_parts(client: httpx.AsyncClient, ctx: MediaContext, user: User,
@@ -58,10 +56,10 @@ async def test_sweep_finishes_a_hand_off_left_by_a_crash(client: httpx.AsyncClie
     assert (await send_patch(client, user, url, 0, data)).status_code == 204
     upload_id = url.rsplit("/", 1)[1]
     # Pretend the node died after publishing, before the job was placed.
-    await redis.delete(NARA_KEYS.enqueued(upload_id))
+    await redis.delete(ctx.jobs.guard(upload_id))
     await db.execute("UPDATE media_uploads SET state = 'complete', completed_at = now() - interval '1 hour' "
                      "WHERE id = $1", upload_id)
-    await redis.xtrim(NARA_KEYS.jobs, maxlen=0)
+    await redis.xtrim(ctx.jobs.stream, maxlen=0)
     await sweep_once(ctx)
     assert (await db.fetchval("SELECT state FROM media_uploads WHERE id = $1", upload_id)) == "enqueued"
     assert len(await jobs_for(redis, upload_id)) == 1
@@ -118,14 +116,19 @@ async def test_sweep_publishes_a_fully_received_upload_left_by_a_crash(
 
 
 async def test_cli_rotate_and_rewrap_functions(client: httpx.AsyncClient, ctx: MediaContext, user: User,
-                                               db: asyncpg.Pool, settings: Settings) -> None:
-    """What ``amaro keys rotate`` / ``amaro keys rewrap`` call, with their own connections."""
+                                               db: asyncpg.Pool) -> None:
+    """What ``amaro keys rotate`` / ``amaro keys rewrap`` call (``amaro.roles.keys_main``), with their
+    own keyring and store."""
     data = mp4_bytes(100_000, seed=6)
     url = await create_upload(client, user, len(data))
     assert (await send_patch(client, user, url, 0, data)).status_code == 204
     object_key = await db.fetchval("SELECT object_key FROM media_uploads WHERE id = $1", url.rsplit("/", 1)[1])
-    new_id = await rotate_keys(settings, ctx.media)
+    new_id = await rotate_keys(ctx.media)
     assert ctx.keyring.current()[0] == new_id  # the running node sees the rotation through the file
-    assert await rewrap_all(settings, ctx.media) >= 1
+    store = await open_store(ctx.media)
+    try:
+        assert await rewrap_objects(db, store, Keyring.load(ctx.media)) >= 1
+    finally:
+        await close_store(store)
     assert (await read_header(ctx.store, object_key)).key_id == new_id
     assert await stored_plaintext(ctx, object_key) == data

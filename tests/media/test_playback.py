@@ -4,7 +4,6 @@ playback API's visibility rules, against a real node with catalog rows written b
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -15,11 +14,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from amaro.parts import url_signer
+from feed.posts import PostStates
 from feed.tokens import TokenSigner
+from media.config import PlaybackSettings
 from media.playback import IMMUTABLE, UrlSigner, _parse_range
 from nara.catalog import PgCatalog
-from nara.pipeline import Job
-from realtime.config import ConfigError, Settings
+from nara.job import Job
 from tests.conftest import TEST_TOKEN_SECRET, RunningNode
 
 GROWING = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n" \
@@ -27,12 +28,13 @@ GROWING = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-T
 ENDED = GROWING + "#EXT-X-ENDLIST\n"
 
 
-def _settings() -> Settings:
-    return Settings(token_secret=TEST_TOKEN_SECRET)
+def _urls(*token_secrets: str, playback: PlaybackSettings | None = None) -> UrlSigner:
+    """A signer as the root builds it: playback settings plus the token secrets (current first)."""
+    return UrlSigner.from_settings(playback or PlaybackSettings(), token_secrets or (TEST_TOKEN_SECRET,))
 
 
 def test_signature_covers_expiry_and_prefix() -> None:
-    urls = UrlSigner.from_settings(_settings(), {})
+    urls = _urls()
     up, other = str(uuid.uuid4()), str(uuid.uuid4())
     exp = urls.expires(now=1_000_000)
     url = urls.url(up, f"media/{up}/p1/master.m3u8", exp)
@@ -50,24 +52,22 @@ def test_signature_covers_expiry_and_prefix() -> None:
 
 
 def test_expiry_is_bucketed_so_viewers_share_urls() -> None:
-    urls = UrlSigner.from_settings(_settings(), {})
+    urls = _urls()
     assert urls.ttl_s == 6 * 3600 and urls.bucket_s == 3600
     a, b = urls.expires(now=7201.0), urls.expires(now=7200.0 + 3600)
     assert a == b and a % 3600 == 0 and a - 7200 - 3600 >= urls.ttl_s
 
 
 def test_media_key_is_not_the_token_key_and_rotates() -> None:
-    derived = UrlSigner.from_settings(_settings(), {})
-    own = UrlSigner.from_settings(_settings(), {"AMARO_MEDIA_URL_SECRET": "m" * 40, "AMARO_MEDIA_URL_TTL": "600"})
+    derived = _urls()
+    own = _urls(playback=PlaybackSettings(url_secret="m" * 40, url_ttl_s=600))
     assert derived.keys[0] != TEST_TOKEN_SECRET.encode() and own.keys != derived.keys and own.ttl_s == 600
     up = str(uuid.uuid4())
-    old = dataclasses.replace(_settings(), token_secret="o" * 40)
-    rotated = dataclasses.replace(_settings(), token_previous_secrets=("o" * 40,))
+    old = _urls("o" * 40)
+    rotated = _urls(TEST_TOKEN_SECRET, "o" * 40)  # "o" * 40 is now a previous token secret
     exp = 10_000
-    sig = UrlSigner.from_settings(old, {}).url(up, f"media/{up}/a.jpg", exp).split("/")[3]
-    assert UrlSigner.from_settings(rotated, {}).check(exp, sig, up, now=0) is None
-    with pytest.raises(ConfigError):
-        UrlSigner.from_settings(_settings(), {"AMARO_MEDIA_URL_SECRET": "short"})
+    sig = old.url(up, f"media/{up}/a.jpg", exp).split("/")[3]
+    assert rotated.check(exp, sig, up, now=0) is None
 
 
 def test_range_parsing() -> None:
@@ -119,7 +119,7 @@ async def _item(db: asyncpg.Pool, root: Path, visibility: str, *, upgraded: bool
     (base / "p1" / "preview.mp4").write_bytes(bytes(range(256)) * 40)
     (base / "plan.json").write_text("{}")
     job = Job(upload, upload, owner, post, "k", "video/mp4", 1)
-    catalog = PgCatalog(db)
+    catalog = PgCatalog(db, PostStates())
     await catalog.record(job, "good_enough", {
         "kind": "video", "playlist": f"media/{upload}/fast-1/fast/index.m3u8",
         "poster": f"media/{upload}/fast-1/poster.jpg", "placeholder": "data:image/jpeg;base64,xx"})
@@ -140,11 +140,11 @@ async def http(running_node: RunningNode) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def store_root(running_node: RunningNode) -> Path:
-    return Path(os.environ.get("AMARO_MEDIA_LOCAL_DIR", str(running_node.settings.data_dir / "objects")))
+    return running_node.settings.media.local_dir
 
 
 def _signer(running_node: RunningNode) -> UrlSigner:
-    return UrlSigner.from_settings(running_node.settings)
+    return url_signer(running_node.settings)  # the node's own signer, as the root builds it
 
 
 async def _get_media(http: httpx.AsyncClient, item: Item, token: str) -> httpx.Response:

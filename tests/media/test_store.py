@@ -11,8 +11,8 @@ from media.config import MediaSettings
 from media.crypto import DataKey, encrypt_bytes, header_key
 from media.errors import CryptoError, StoreError
 from media.keyring import Keyring
-from media.originals import NaraStore
 from media.store import BufferReader, FilePutter, Lister, MediaStore, Part, RangeReader, read_buffer
+from media.worker_store import WorkerStore
 
 
 async def test_put_get_exists_size_delete(store: MediaStore) -> None:
@@ -104,7 +104,7 @@ async def test_nara_store_decrypts_originals(store: MediaStore, tmp_path: Path) 
     key = DataKey.generate(keyring)
     await store.put("originals/x", encrypt_bytes(key, plain))
     await store.put(header_key("originals/x"), key.header.encode())
-    nara = NaraStore(store, keyring)
+    nara = WorkerStore(store, keyring)
     await nara.fetch_to("originals/x", tmp_path / "source")
     assert (tmp_path / "source").read_bytes() == plain
     assert await nara.get_bytes("missing") is None

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from media.backends import close_store, open_store
+from media.app import close_store, open_store
 from media.store import Part
 from media.store_s3 import S3Store
 from tests.media.conftest import s3_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from media.context import MediaContext
+from media.runtime import MediaContext
 from tests.media.conftest import User, create_upload, mp4_bytes, send_patch
 
 

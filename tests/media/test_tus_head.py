@@ -6,10 +6,9 @@ import asyncpg
 import httpx
 from starlette.applications import Starlette
 
-from media.app import upload_routes
-from media.backends import close_store
-from media.context import MediaContext
-from realtime.services import Services
+from amaro.services import Services
+from media.app import close_store, upload_routes
+from media.runtime import MediaContext
 from tests.media.conftest import RecordingEvents, User, create_upload, make_context, mp4_bytes, send_patch
 
 

@@ -15,14 +15,13 @@ import httpx
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
+from amaro.services import Services
 from media import keys
-from media.app import upload_routes
-from media.backends import close_store
+from media.app import close_store, upload_routes
 from media.config import CHUNK_SIZE
-from media.context import MediaContext
 from media.crypto import TAG
+from media.runtime import MediaContext
 from media.store import PartStager
-from realtime.services import Services
 from tests.media.conftest import (
     RecordingEvents,
     User,

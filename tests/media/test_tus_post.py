@@ -9,7 +9,7 @@ import hashlib
 import asyncpg
 import httpx
 
-from media.context import MediaContext
+from media.runtime import MediaContext
 from tests.media.conftest import RecordingEvents, User, make_user, mp4_bytes
 
 

@@ -15,13 +15,12 @@ import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 
+from amaro.services import Services
 from media import keys
-from media.app import upload_routes
-from media.backends import close_store
+from media.app import close_store, upload_routes
 from media.config import CHUNK_SIZE, MiB
-from media.context import MediaContext
 from media.crypto import TAG
-from realtime.services import Services
+from media.runtime import MediaContext
 from tests.media.conftest import (
     RecordingEvents,
     User,

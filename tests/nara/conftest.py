@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import uuid
@@ -16,6 +15,7 @@ from redis.asyncio import Redis
 from nara.guard import Limits
 from nara.keys import NaraKeys
 from nara.tools import Tools, locate
+from tests.conftest import ServiceUrls
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +94,9 @@ def clips(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 
 
 @pytest.fixture
-def redis_url() -> str:
-    return os.environ.get("AMARO_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+def redis_url(service_urls: ServiceUrls) -> str:
+    """The suite's Redis (tests/conftest.py: AMARO_TEST_REDIS_URL, else an embedded server)."""
+    return service_urls.redis_url
 
 
 @pytest.fixture

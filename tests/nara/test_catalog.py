@@ -11,8 +11,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from feed.posts import PostStates
 from nara.catalog import PROCESSING, PgCatalog
-from nara.pipeline import Context, Job, run_job
+from nara.job import Job
+from nara.pipeline import Context, run_job
 from nara.settings import NaraSettings
 from nara.storage import LocalStore
 from nara.tools import Tools
@@ -46,7 +48,7 @@ async def _row(db: asyncpg.Pool, upload_id: str) -> dict[str, Any]:
 async def test_states_move_forward_and_posts_follow(db: asyncpg.Pool) -> None:
     user, post = await _user_and_post(db)
     job = _job(user, post)
-    catalog = PgCatalog(db)
+    catalog = PgCatalog(db, PostStates())
     await catalog.record(job, PROCESSING, {"kind": "video"})
     row = await _row(db, job.upload_id)
     assert (row["state"], row["post_state"]) == ("processing", "processing")
@@ -74,7 +76,7 @@ async def test_states_move_forward_and_posts_follow(db: asyncpg.Pool) -> None:
 async def test_failure_after_good_enough_fails_the_post(db: asyncpg.Pool) -> None:
     user, post = await _user_and_post(db)
     job = _job(user, post)
-    catalog = PgCatalog(db)
+    catalog = PgCatalog(db, PostStates())
     await catalog.record(job, "good_enough", {"kind": "video", "playlist": "k"})
     await catalog.record(job, "failed", {"reason": "truncated", "detail": "decoded 1s of 6s"})
     row = await _row(db, job.upload_id)
@@ -84,7 +86,7 @@ async def test_failure_after_good_enough_fails_the_post(db: asyncpg.Pool) -> Non
 async def test_failure_before_probe_creates_the_row(db: asyncpg.Pool) -> None:
     user, post = await _user_and_post(db)
     job = _job(user, post, "image/png")
-    await PgCatalog(db).record(job, "failed", {"reason": "not_media", "detail": "x"})
+    await PgCatalog(db, PostStates()).record(job, "failed", {"reason": "not_media", "detail": "x"})
     row = await _row(db, job.upload_id)
     assert (row["state"], row["kind"], row["post_state"]) == ("failed", "image", "failed")
 
@@ -93,12 +95,12 @@ async def test_deleted_post_stays_deleted(db: asyncpg.Pool) -> None:
     user, post = await _user_and_post(db)
     await db.execute("UPDATE posts SET state = 'deleted' WHERE id = $1", uuid.UUID(post))
     job = _job(user, post)
-    await PgCatalog(db).record(job, "good_enough", {"kind": "video", "playlist": "k"})
+    await PgCatalog(db, PostStates()).record(job, "good_enough", {"kind": "video", "playlist": "k"})
     assert (await _row(db, job.upload_id))["post_state"] == "deleted"
 
 
 async def test_synthetic_job_is_not_catalogued(db: asyncpg.Pool) -> None:
-    await PgCatalog(db).record(Job("j1", "j1", "u1", "p1", "k"), "good_enough", {"kind": "video"})
+    await PgCatalog(db, PostStates()).record(Job("j1", "j1", "u1", "p1", "k"), "good_enough", {"kind": "video"})
 
 
 @dataclass
@@ -123,7 +125,7 @@ async def test_pipeline_writes_the_row_before_each_event(db: asyncpg.Pool, tools
     dest.write_bytes(make_clip(tools, tmp_path / "clip.mp4", seconds=3.0).read_bytes())
     job = Job(job.job_id, job.upload_id, user, post, job.object_key, "video/mp4", dest.stat().st_size)
     sink = RowCheckingSink(db)
-    ctx = Context(NaraSettings(workdir=tmp_path / "work"), tools, store, sink, catalog=PgCatalog(db))
+    ctx = Context(NaraSettings(workdir=tmp_path / "work"), tools, store, sink, catalog=PgCatalog(db, PostStates()))
     data = await run_job(job, ctx)
     assert sink.seen == [("good_enough", "good_enough", "published"), ("upgraded", "upgraded", "published")]
     row = await _row(db, job.upload_id)

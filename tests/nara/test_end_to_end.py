@@ -1,5 +1,5 @@
 """Acceptance of NARA-1r end to end: a real node (tus at /uploads/, socket at /ws), a real worker
-process (``python -m realtime.cli worker``), a user signed up over HTTP and listening on its socket,
+process (``python -m amaro worker``), a user signed up over HTTP and listening on its socket,
 a generated clip uploaded with tuspy. Good enough then upgraded arrive over the socket; the playback
 API hands out signed URLs; ffprobe reads the master playlist and every variant over HTTP from the
 node; visibility and URL signatures hold. A truncated MP4 ends in a failed event and a failed post.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -26,12 +25,12 @@ import pytest
 import pytest_asyncio
 from tusclient.client import TusClient
 
+from amaro.parts import url_signer
 from amaro_client import Client, signup
-from media.playback import UrlSigner
 from nara.guard import child_env
 from nara.tools import Tools
 from protocol.frames import MediaEvent
-from tests.conftest import RunningNode
+from tests.conftest import RunningNode, free_port, node_env
 
 from .conftest import make_clip
 
@@ -51,19 +50,15 @@ class WorkerProcess:
 
 @pytest.fixture(scope="module")
 def worker(running_node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    s = running_node.settings
     folder = tmp_path_factory.mktemp("worker")
-    env = {
-        **os.environ,
-        "AMARO_REDIS_URL": s.redis_url, "AMARO_DATABASE_URL": s.database_url,
-        "AMARO_TOKEN_SECRET": s.token_secret, "AMARO_DATA_DIR": str(s.data_dir),
-        "AMARO_NODE_ID": f"test-worker-{secrets.token_hex(3)}", "AMARO_ENV": "test",
-        "AMARO_NARA_WORKDIR": str(folder / "work"), "AMARO_NARA_CONCURRENCY": "2",
-        "AMARO_LOG_FORMAT": "console", "AMARO_LOG_LEVEL": "info",
-    }
+    # The node's data folder (objects, keyring), services and secret; a worker serves no sockets,
+    # but every role checks AMARO_WS_PORT (the in-process node's is 0: picked at start).
+    env = node_env(running_node.settings, AMARO_NODE_ID=f"test-worker-{secrets.token_hex(3)}",
+                   AMARO_WS_PORT=str(free_port()), AMARO_NARA_WORKDIR=str(folder / "work"),
+                   AMARO_NARA_CONCURRENCY="2", AMARO_LOG_LEVEL="info")
     log = folder / "worker.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "worker"], env=env, cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "amaro", "worker"], env=env, cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     handle = WorkerProcess(proc, log)
     try:
@@ -203,7 +198,7 @@ async def test_upload_to_good_enough_to_upgraded(running_node: RunningNode, work
     _, _m, expires, sig, uid, *tail = urls["master"].split("/")
     tampered = f"/m/{expires}/{sig[::-1]}/{uid}/{'/'.join(tail)}"
     assert (await http.get(tampered)).status_code == 403
-    expired = UrlSigner.from_settings(running_node.settings).prefix(upload_id, 3600) + "/".join(tail)
+    expired = url_signer(running_node.settings).prefix(upload_id, 3600) + "/".join(tail)
     refused = await http.get(expired)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "url_expired"
 

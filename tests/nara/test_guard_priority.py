@@ -9,10 +9,9 @@ import sys
 
 import pytest
 
+from amaro.infra.cpus import BACKGROUND_SLICE_NS, background_cpus, pin
 from nara.guard import Limits, run_guarded
-from nara.settings import NaraSettings
 from nara.transcode import run_ffmpeg
-from realtime.cpus import BACKGROUND_SLICE_NS, background_cpus, pin
 from tests.scheduling import background_scheduling_supported
 
 PROBE = "import os; print(os.sched_getscheduler(0), os.nice(0))"
@@ -21,7 +20,7 @@ SLICE = "print([line.split(':')[1].strip() for line in open('/proc/self/sched') 
 
 async def test_children_run_sched_batch_and_niced() -> None:
     # SCHED_BATCH, not SCHED_IDLE: on an idle-class encoder's CPU a woken normal task sometimes
-    # waited for the next tick (realtime/cpus.py).
+    # waited for the next tick (amaro/infra/cpus.py).
     done = await run_guarded([sys.executable, "-c", PROBE], timeout_s=10, nice=10)
     policy, niceness = (int(v) for v in done.stdout.split())
     assert policy == os.SCHED_BATCH
@@ -53,8 +52,6 @@ def test_auto_keeps_the_first_cpu_free_and_all_or_a_list_override() -> None:
     assert background_cpus("1-3,6", [0, 1]) == "1-3,6"
     with pytest.raises(ValueError, match="AMARO_NARA_LADDER_CPUS"):
         background_cpus("1;rm -rf /", [0, 1], name="AMARO_NARA_LADDER_CPUS")
-    with pytest.raises(ValueError, match="AMARO_NARA_LADDER_CPUS"):
-        NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "1 2"})
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
@@ -65,11 +62,6 @@ async def test_children_run_only_on_the_encoder_cpus() -> None:
     assert done.stdout.decode().strip() == cpus
     unpinned = await run_guarded([sys.executable, "-c", AFFINITY], timeout_s=10, nice=10)
     assert unpinned.stdout.decode().strip() == ",".join(map(str, sorted(os.sched_getaffinity(0))))
-
-
-def test_settings_read_amaro_nara_ladder_cpus() -> None:
-    assert NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "all"}).limits.ladder_cpus == ""
-    assert NaraSettings.from_env({"AMARO_NARA_LADDER_CPUS": "0"}).limits.ladder_cpus == "0"
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,

@@ -10,7 +10,8 @@ import pytest
 
 from nara.errors import NaraError
 from nara.guard import child_env
-from nara.pipeline import Context, Job, Outputs, run_job
+from nara.job import Job
+from nara.pipeline import Context, Outputs, run_job
 from nara.settings import NaraSettings
 from nara.storage import LocalStore
 from nara.tools import Tools

@@ -12,12 +12,20 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from media.app import close_store, open_store
+from media.crypto import DataKey, encrypt_bytes, header_key
+from media.jobs import JobQueue, MediaJob
+from media.jobs import enqueue as enqueue_job
+from media.keyring import Keyring
+from media.worker_store import WorkerStore
+from nara.job import Job
 from nara.keys import NaraKeys
-from nara.pipeline import Context, Job
+from nara.pipeline import Context
 from nara.settings import NaraSettings
 from nara.storage import LocalStore
 from nara.tools import Tools
-from nara.worker import Worker, enqueue
+from nara.worker import Worker
+from tests.conftest import ServiceUrls, make_settings, node_env
 
 from .conftest import make_clip, png_claiming
 from .sinks import RecordingSink
@@ -51,6 +59,13 @@ async def _upload(store: LocalStore, upload_id: str, source: Path) -> Job:
                dest.stat().st_size, 4_000_000)
 
 
+async def enqueue(redis: Redis, job: Job, nk: NaraKeys) -> bool:
+    """Queue ``job`` as media/ does (a JobQueue of the workers' namespace names their stream)."""
+    return await enqueue_job(redis, JobQueue(nk.namespace), MediaJob(
+        upload_id=job.upload_id, user_id=job.user_id, post_id=job.post_id, object_key=job.object_key,
+        content_type=job.content_type, size=job.size, uplink_bps=job.uplink_bps))
+
+
 async def _pending(redis: Redis, nk: NaraKeys) -> int:
     info = await redis.xpending(nk.jobs, nk.group)
     return int(info["pending"])
@@ -59,8 +74,8 @@ async def _pending(redis: Redis, nk: NaraKeys) -> int:
 async def test_enqueue_is_idempotent_per_upload(redis_ns: tuple[Redis, NaraKeys]) -> None:
     redis, nk = redis_ns
     job = Job("u-1", "u-1", "user", "post", "uploads/u-1")
-    assert await enqueue(redis, job, nk) is not None
-    assert await enqueue(redis, job, nk) is None
+    assert await enqueue(redis, job, nk) is True
+    assert await enqueue(redis, job, nk) is False
     assert await redis.xlen(nk.jobs) == 1
     entry = (await redis.xrange(nk.jobs))[0][1]
     assert Job.from_map(msgpack.unpackb(entry[b"job"])) == job
@@ -211,52 +226,63 @@ def _ffmpeg_pids(marker: str) -> list[int]:
 
 
 async def test_sigkilled_worker_process_job_reclaimed(
-    redis_ns: tuple[Redis, NaraKeys], redis_url: str, tools: Tools, tmp_path: Path
+    redis_ns: tuple[Redis, NaraKeys], service_urls: ServiceUrls, tools: Tools, tmp_path: Path
 ) -> None:
-    """A real worker process is SIGKILLed mid-encode: its ffmpeg dies with it, the job stays
-    pending, and another worker reclaims it with XAUTOCLAIM and completes it."""
-    import os
+    """A real worker process (``amaro worker``) is SIGKILLed mid-encode: its ffmpeg dies with it,
+    the job stays pending, and another worker reclaims it with XAUTOCLAIM and completes it."""
     import signal
     import sys
 
     redis, nk = redis_ns
-    store = LocalStore(tmp_path / "store")
+    # The worker process reads originals from the media store (encrypted with the data folder's
+    # keyring) and writes outputs back there; worker B below uses the same store and keyring.
+    settings = make_settings(service_urls, tmp_path / "data", node_id="proc-a")
+    media_store = await open_store(settings.media)
+    keyring = Keyring.load(settings.media)
     clip = make_clip(tools, tmp_path / "long.mp4", seconds=20.0, size="640x360")
-    job = await _upload(store, "up-kill", clip)
+    data_key = DataKey.generate(keyring)
+    await media_store.put("uploads/up-kill", encrypt_bytes(data_key, clip.read_bytes()))
+    await media_store.put(header_key("uploads/up-kill"), data_key.header.encode())
+    job = Job("up-kill", "up-kill", "user-1", "post-1", "uploads/up-kill", "video/mp4", clip.stat().st_size,
+              4_000_000)
+    store = LocalStore(settings.media.local_dir)  # outputs are stored as given: read them as files
     work_a = tmp_path / "work-proc-a"
-    env = {**os.environ, "AMARO_REDIS_URL": redis_url, "AMARO_NARA_KEY_NAMESPACE": nk.namespace,
-           "AMARO_NARA_STORE_DIR": str(store.root), "AMARO_NARA_WORKDIR": str(work_a),
-           "AMARO_NARA_CLAIM_IDLE_S": "1", "AMARO_NARA_CONSUMER": "proc-a"}
+    env = node_env(settings, AMARO_NARA_KEY_NAMESPACE=nk.namespace, AMARO_NARA_WORKDIR=str(work_a),
+                   AMARO_NARA_CLAIM_IDLE_S="1", AMARO_NARA_CONSUMER="proc-a")
     log = (tmp_path / "proc-a.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nara", env=env, stdout=log, stderr=log, cwd=Path(__file__).parents[2]
+        sys.executable, "-m", "amaro", "worker", env=env, stdout=log, stderr=log, cwd=Path(__file__).parents[2]
     )
     try:
-        await enqueue(redis, job, nk)
-        async with asyncio.timeout(30):
-            # Mid-job: the ladder encode (phase 2) of worker A is running.
-            while not [p for p in _ffmpeg_pids(str(work_a / "up-kill" / "ladder"))]:
-                await asyncio.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
+        try:
+            await enqueue(redis, job, nk)
+            async with asyncio.timeout(30):
+                # Mid-job: the ladder encode (phase 2) of worker A is running.
+                while not [p for p in _ffmpeg_pids(str(work_a / "up-kill" / "ladder"))]:
+                    await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
             await proc.wait()
-        log.close()
-    async with asyncio.timeout(0.5):  # parent-death signal: no orphan keeps encoding
-        while _ffmpeg_pids(str(work_a)):
-            await asyncio.sleep(0.05)
-    assert await _pending(redis, nk) == 1
-
-    sink_b = RecordingSink()
-    settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
-    worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
-    async with running(worker_b):
-        upgraded = await sink_b.wait_for("up-kill", "upgraded", timeout=90)
-        async with asyncio.timeout(5):
-            while await _pending(redis, nk):
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            log.close()
+        async with asyncio.timeout(0.5):  # parent-death signal: no orphan keeps encoding
+            while _ffmpeg_pids(str(work_a)):
                 await asyncio.sleep(0.05)
+        assert await _pending(redis, nk) == 1
+
+        sink_b = RecordingSink()
+        settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
+        nara_store = WorkerStore(media_store, keyring)
+        worker_b = Worker(settings_b, redis, Context(settings_b, tools, nara_store, sink_b))
+        async with running(worker_b):
+            upgraded = await sink_b.wait_for("up-kill", "upgraded", timeout=90)
+            async with asyncio.timeout(5):
+                while await _pending(redis, nk):
+                    await asyncio.sleep(0.05)
+    finally:
+        await close_store(media_store)
     assert sink_b.phases("up-kill") == ["good_enough", "upgraded"]
     _assert_outputs_once(store, "up-kill", str(upgraded.data["plan_id"]))
 

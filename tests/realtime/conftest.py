@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import asyncpg
 import pytest_asyncio
 
+from amaro.services import Services
+from feed.rooms import create_room
 from protocol import frames as F
-from realtime.channels import create_room
-from realtime.services import Services
+from realtime.chat import ChatStore, Outgoing, Sent
 from tests.realtime.wsclient import Client
 
 
@@ -37,6 +38,15 @@ async def make_post(db: asyncpg.Pool, author: str, *, visibility: str = "public"
         pid, uuid.UUID(author), state, visibility,
     )
     return str(pid)
+
+
+async def chat_send(chat: ChatStore, room: str, sender: str, cmid: str, body: str) -> Sent:
+    """One chat send through the store (a batch of one). Raises what the store answers for it
+    (``NotMember``)."""
+    result = (await chat.send_batch([Outgoing(room, sender, cmid, body)]))[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 @pytest_asyncio.fixture(loop_scope="session")

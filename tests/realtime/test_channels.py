@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from realtime.channels import ChannelError, Permissions, PostFacts, can_see_online, can_see_post, parse_channel
+from feed.access import Access, PostFacts, can_see_online, can_see_post
+from realtime.channels import ChannelError, Permissions, parse_channel
 from tests.realtime.conftest import follow, make_post, make_user
 
 ID = "6f1c1a52-5b8e-4c1e-9d0e-1c2b3a4d5e6f"
@@ -41,10 +42,10 @@ def test_online_state_is_for_friends() -> None:
 
 
 async def test_permissions_read_the_database(db: asyncpg.Pool) -> None:
-    from realtime.channels import create_room
+    from feed.rooms import create_room
 
     a, b, c = await make_user(db), await make_user(db), await make_user(db)
-    perms = Permissions(db)
+    perms = Permissions(Access(db))
     room = await create_room(db, a, [b])
     post = await make_post(db, a, visibility="followers")
     assert await perms.can_subscribe(b, f"room:{room}") and not await perms.can_subscribe(c, f"room:{room}")

@@ -5,19 +5,19 @@ import asyncio
 import asyncpg
 import pytest
 
-from realtime.channels import add_members, create_room
+from feed.rooms import add_members, create_room
 from realtime.chat import ChatStore, NotMember
 from realtime.store import ChannelStore
-from tests.realtime.conftest import make_user
+from tests.realtime.conftest import chat_send, make_user
 
 
 async def test_send_assigns_room_offsets_and_dedupes_cmid(db: asyncpg.Pool) -> None:
     a, b, c = [await make_user(db) for _ in range(3)]
     room = await create_room(db, a, [b], title="t")
     chat = ChatStore(db)
-    first = await chat.send(room, a, "c1", "hello")
-    second = await chat.send(room, b, "c1", "hi")  # same cmid, other sender: another message
-    retry = await chat.send(room, a, "c1", "hello again")
+    first = await chat_send(chat, room, a, "c1", "hello")
+    second = await chat_send(chat, room, b, "c1", "hi")  # same cmid, other sender: another message
+    retry = await chat_send(chat, room, a, "c1", "hello again")
     assert first.created and second.created and not retry.created
     assert (first.message.offset, second.message.offset) == (1, 2)
     assert retry.message.mid == first.message.mid and retry.frame == first.frame
@@ -26,18 +26,18 @@ async def test_send_assigns_room_offsets_and_dedupes_cmid(db: asyncpg.Pool) -> N
     page, _ = await chat.history(room, -1, 10)
     assert page == [second.message, first.message]
     with pytest.raises(NotMember):
-        await chat.send(room, c, "c2", "intruder")
+        await chat_send(chat, room, c, "c2", "intruder")
     await add_members(db, room, [c])
-    assert (await chat.send(room, c, "c2", "now a member")).message.offset == 3
+    assert (await chat_send(chat, room, c, "c2", "now a member")).message.offset == 3
 
 
 async def test_concurrent_sends_get_distinct_contiguous_offsets(db: asyncpg.Pool) -> None:
     a, b = await make_user(db), await make_user(db)
     room = await create_room(db, a, [b])
     chat = ChatStore(db)
-    sent = await asyncio.gather(*(chat.send(room, a if i % 2 else b, f"k{i}", str(i)) for i in range(20)))
+    sent = await asyncio.gather(*(chat_send(chat, room, a if i % 2 else b, f"k{i}", str(i)) for i in range(20)))
     # A retried cmid racing its original is stored once.
-    dupes = await asyncio.gather(*(chat.send(room, a, "same", "x") for _ in range(5)))
+    dupes = await asyncio.gather(*(chat_send(chat, room, a, "same", "x") for _ in range(5)))
     assert sorted(s.message.offset for s in sent) == list(range(1, 21))
     assert len({d.message.mid for d in dupes}) == 1 and dupes[0].message.offset == 21
 
@@ -48,7 +48,7 @@ async def test_history_pages_and_receipts(db: asyncpg.Pool) -> None:
     assert await create_room(db, b, [a], direct=True) == room
     chat = ChatStore(db)
     for i in range(5):
-        await chat.send(room, a, f"m{i}", f"body {i}")
+        await chat_send(chat, room, a, f"m{i}", f"body {i}")
     page, more = await chat.history(room, -1, 3)
     assert [m.offset for m in page] == [5, 4, 3] and more
     page, more = await chat.history(room, 3, 10)

@@ -1,4 +1,4 @@
-"""Acceptance: two real hub node processes (``python -m realtime.cli hub``) on one Redis and one
+"""Acceptance: two real hub node processes (``python -m amaro hub``) on one Redis and one
 PostgreSQL. Users on different nodes chat, see presence and typing, react; then one node is
 SIGKILLed and its users resume on the other without losing or duplicating a message."""
 
@@ -12,15 +12,17 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
+from amaro.services import Services
+from amaro.settings import Settings
+from feed.rooms import create_room
 from protocol import frames as F
-from realtime.config import Settings
-from realtime.services import Services
-from tests.conftest import TEST_TOKEN_SECRET, free_port, wait_answering
+from tests.conftest import free_port, node_env, wait_answering, with_node
 from tests.realtime.conftest import follow, make_user
 from tests.realtime.wsclient import Client
 
@@ -33,11 +35,12 @@ PRESENCE_TTL_S = 3.0
 class NodeProcess:
     node_id: str
     port: int
+    ws_port: int
     process: subprocess.Popen[bytes]
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -46,26 +49,19 @@ class NodeProcess:
 
 
 async def start_node(settings: Settings, node_id: str, tmp: str) -> NodeProcess:
-    port = free_port()
-    env = {
-        **os.environ,
-        "AMARO_ENV": "test",
-        "AMARO_PORT": str(port),
-        "AMARO_NODE_ID": node_id,
-        "AMARO_REDIS_URL": settings.redis_url,
-        "AMARO_DATABASE_URL": settings.database_url,
-        "AMARO_TOKEN_SECRET": TEST_TOKEN_SECRET,
-        "AMARO_LOG_LEVEL": "warning",
-        "AMARO_LOG_FORMAT": "console",
-        "AMARO_DATA_DIR": tmp,
-        "AMARO_DRAIN_TIMEOUT": "3",
+    port, ws_port = free_port(), free_port()
+    node_settings = with_node(settings, node_id=node_id, port=port, ws_port=ws_port, data_dir=Path(tmp),
+                              log_format="console", log_level="warning")
+    env = node_env(
+        node_settings,
+        AMARO_DRAIN_TIMEOUT="3",
         # Short presence TTL so the dead node's users expire quickly in the test.
-        "AMARO_HUB_PRESENCE_TTL": str(PRESENCE_TTL_S),
-        "AMARO_HUB_PRESENCE_HEARTBEAT": "0.5",
-    }
+        AMARO_HUB_PRESENCE_TTL=str(PRESENCE_TTL_S),
+        AMARO_HUB_PRESENCE_HEARTBEAT="0.5",
+    )
     log = open(os.path.join(tmp, f"{node_id}.log"), "wb")
-    process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "hub"], env=env, stdout=log, stderr=log)
-    node = NodeProcess(node_id, port, process)
+    process = subprocess.Popen([sys.executable, "-m", "amaro", "hub"], env=env, stdout=log, stderr=log)
+    node = NodeProcess(node_id, port, ws_port, process)
     try:
         await wait_answering(process, f"http://127.0.0.1:{port}/healthz", lambda: f"node {node_id}")
     except RuntimeError:
@@ -96,8 +92,6 @@ async def test_two_nodes_chat_presence_typing_reactions_and_failover(
     two_nodes: tuple[NodeProcess, NodeProcess], db: asyncpg.Pool,
 ) -> None:
     node_a, node_b = two_nodes
-    from realtime.channels import create_room
-
     alice, bob, carol = await make_user(db), await make_user(db), await make_user(db)
     for x, y in ((alice, bob), (bob, alice), (bob, carol)):
         await follow(db, x, y)

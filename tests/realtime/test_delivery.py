@@ -7,6 +7,8 @@ import asyncio
 import time
 import uuid
 
+from amaro.services import Services
+from feed.access import Access
 from protocol import codec
 from protocol import frames as F
 from protocol.session import ServerSession
@@ -14,12 +16,11 @@ from realtime import keys
 from realtime.broker import RedisBroker, Routed
 from realtime.channels import Permissions
 from realtime.chat import ChatStore
+from realtime.config import HubConfig
 from realtime.connection import Connection, Subscription
 from realtime.hub import Hub
-from realtime.hubconfig import HubConfig
 from realtime.presence import Presence
 from realtime.reactions import ReactionStore
-from realtime.services import Services
 from realtime.store import ChannelStore, Stored
 
 
@@ -52,9 +53,9 @@ class ListTransport:
 def make_hub(services: Services, node_id: str) -> Hub:
     broker = RedisBroker(services.redis, node_id)
     return Hub(
-        node_id=node_id, redis=services.redis, broker=broker, presence=Presence(services.redis),
-        store=ChannelStore(services.db), chat=ChatStore(services.db), reactions=ReactionStore(services.db),
-        permissions=Permissions(services.db), config=HubConfig(), max_frame=65536, ping_interval_ms=25000,
+        HubConfig(node_id=node_id, max_frame=65536, ping_interval_s=25.0), redis=services.redis, broker=broker,
+        presence=Presence(services.redis), store=ChannelStore(services.db), chat=ChatStore(services.db),
+        reactions=ReactionStore(services.db), permissions=Permissions(Access(services.db)),
     )
 
 
@@ -121,9 +122,9 @@ async def test_a_dead_redis_is_answered_unavailable_not_internal(services: Servi
     dead = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     broker = RedisBroker(dead, "dead-node")
     hub = Hub(
-        node_id="dead-node", redis=dead, broker=broker, presence=Presence(dead),
-        store=ChannelStore(services.db), chat=ChatStore(services.db), reactions=ReactionStore(services.db),
-        permissions=Permissions(services.db), config=HubConfig(), max_frame=65536, ping_interval_ms=25000,
+        HubConfig(node_id="dead-node", max_frame=65536, ping_interval_s=25.0), redis=dead, broker=broker,
+        presence=Presence(dead), store=ChannelStore(services.db), chat=ChatStore(services.db),
+        reactions=ReactionStore(services.db), permissions=Permissions(Access(services.db)),
     )
     user = await make_user(services.db)
     session = ServerSession()

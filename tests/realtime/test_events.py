@@ -9,19 +9,20 @@ import msgpack
 import pytest
 import websockets
 
+from amaro.parts import event_sink
+from amaro.services import Services
+from amaro.settings import Settings
 from protocol import frames as F
 from protocol.errors import ErrorCode
-from realtime.events import EventSink
-from realtime.services import Services
 from tests.conftest import RunningNode
 from tests.realtime.conftest import make_user
 from tests.realtime.wsclient import Client
 
 
-async def test_media_events_are_durable_deduplicated_and_delivered(running_node: RunningNode,
+async def test_media_events_are_durable_deduplicated_and_delivered(running_node: RunningNode, settings: Settings,
                                                                     services: Services, db: asyncpg.Pool) -> None:
     user = await make_user(db)
-    sink = EventSink.from_services(services)
+    sink = event_sink(settings, services.redis, services.db)
     client = await Client.connect(running_node.ws_url, user)
     sub = await client.subscribe(f"user:{user}")
     await sink.media_event(user, "up-1", "post-1", "received", {})
@@ -83,8 +84,8 @@ async def test_garbage_never_breaks_the_node(running_node: RunningNode, db: asyn
     await asyncio.wait_for(client.close(), 5)
 
 
-async def test_position_check_delivers_what_was_never_routed(running_node: RunningNode, services: Services,
-                                                             db: asyncpg.Pool) -> None:
+async def test_position_check_delivers_what_was_never_routed(running_node: RunningNode, settings: Settings,
+                                                             services: Services, db: asyncpg.Pool) -> None:
     from realtime import keys
 
     user = await make_user(db)
@@ -92,7 +93,7 @@ async def test_position_check_delivers_what_was_never_routed(running_node: Runni
     await client.subscribe(f"user:{user}")
     # Redis forgot which nodes hold subscribers (a restart): the event is stored but routed nowhere.
     await services.redis.delete(keys.channel_nodes(f"user:{user}"))
-    await EventSink.from_services(services).media_event(user, "up-9", "", "received", {})
+    await event_sink(settings, services.redis, services.db).media_event(user, "up-9", "", "received", {})
     event = await client.expect(F.MediaEvent, timeout=15)  # the node's periodic position check finds it
     assert event.upload == "up-9" and event.offset == 1
     await client.close()

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import msgpack
 
+from feed.rooms import create_room
 from protocol import frames as F
 from protocol.errors import ErrorCode
-from realtime.channels import create_room
 from tests.conftest import RunningNode
 from tests.realtime.conftest import make_post, make_user
 from tests.realtime.wsclient import Client

@@ -1,4 +1,4 @@
-"""The hub through a real node (uvicorn in the test process) and real sockets."""
+"""The hub through a real node (HTTP and the socket listener in the test process) and real sockets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import uuid
 import asyncpg
 import redis.asyncio as aioredis
 
+from feed.rooms import create_room
 from protocol import frames as F
 from protocol.errors import ErrorCode
 from realtime import keys
-from realtime.channels import create_room
 from tests.conftest import RunningNode
 from tests.realtime.conftest import follow, make_post, make_user, room_pair
 from tests.realtime.wsclient import Client
@@ -172,8 +172,10 @@ async def test_publish_is_idempotent_by_key_and_refuses_oversize(running_node: R
 
 async def test_removed_members_lose_their_subscription_at_once(running_node: RunningNode, db: asyncpg.Pool,
                                                                redis: aioredis.Redis) -> None:
+    from feed.rooms import remove_member
     from realtime.broker import RedisBroker
-    from realtime.channels import remove_member
+    from realtime.events import EventSink
+    from realtime.store import ChannelStore
 
     a, b = await make_user(db), await make_user(db)
     room = await create_room(db, a, [b])
@@ -181,7 +183,7 @@ async def test_removed_members_lose_their_subscription_at_once(running_node: Run
     ca, cb = await Client.connect(running_node.ws_url, a), await Client.connect(running_node.ws_url, b)
     await ca.subscribe(ch)
     await cb.subscribe(ch)
-    await remove_member(db, room, b, RedisBroker(redis, "feed-api"))
+    await remove_member(db, room, b, EventSink(ChannelStore(db), RedisBroker(redis, "feed-api")))
     gone = await cb.expect(F.Unsubscribed)
     assert (gone.id, gone.ch) == (0, ch)
     ack = await ca.chat(room, "after", "b must not see this")

@@ -2,7 +2,7 @@
 
 The node runs in-process against a Redis of its own (the real binary ``amaro dev`` embeds), killed
 and started again with its data deleted: every stream, inbox, channel registration and loaded
-script is gone. The hub's connections to Redis (redis-py's and the lean ones of resp.py) must
+script is gone. The hub's connections to Redis (redis-py's and the lean ones of redisconn.py) must
 reconnect by themselves, the scripts load again, and chat keeps flowing; a message acknowledged
 before the restart is still served from PostgreSQL to a client that resumes."""
 
@@ -19,16 +19,13 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-import uvicorn
 
+from amaro.embedded import EmbeddedRedis
+from amaro.services import Services
+from amaro.settings import Settings
 from protocol import frames as F
 from realtime import keys
-from realtime.app import NodeParts, build_app
-from realtime.config import Settings
-from realtime.embedded import EmbeddedRedis
-from realtime.serve import uvicorn_config
-from realtime.services import Services
-from tests.conftest import free_port
+from tests.conftest import serve_node, with_node
 from tests.realtime.conftest import room_pair
 from tests.realtime.wsclient import Client
 
@@ -45,21 +42,13 @@ class Node:
 async def node(settings: Settings, tmp_path: Path) -> AsyncIterator[Node]:
     redis = EmbeddedRedis(tmp_path / "redis")
     url = await asyncio.to_thread(redis.start)
-    node_settings = dataclasses.replace(settings, redis_url=url, port=free_port(), node_id="restart-node")
-    services = await Services.open(node_settings)
-    parts = await NodeParts.open(node_settings, services)
-    server = uvicorn.Server(uvicorn_config(build_app(parts), node_settings))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "node did not start"
+    node_settings = with_node(settings.with_services(redis_url=url, database_url=settings.services.database_url),
+                              node_id="restart-node")
+    services = await Services.open(url, node_settings.services.database_url)
     try:
-        yield Node(f"ws://127.0.0.1:{node_settings.port}/ws", redis)
+        async with serve_node(node_settings, services) as running:
+            yield Node(running.ws_url, redis)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
         await services.close()
         await asyncio.to_thread(redis.stop)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -32,7 +33,7 @@ async def test_slow_reader_is_disconnected_and_others_keep_their_latency(
     # A tiny receive window and a one-message queue: once full, this client reads nothing more.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    sock.connect(("127.0.0.1", running_node.settings.port))
+    sock.connect(("127.0.0.1", urlsplit(running_node.ws_url).port))
     slow = await Client.connect(running_node.ws_url, slow_user, sock=sock, max_queue=1)
     sub = await slow.subscribe(ch)
     await fast.subscribe(ch)

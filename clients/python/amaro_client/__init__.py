@@ -1,6 +1,15 @@
-"""Amaro Than Python SDK: account calls over HTTP and the resumable socket client."""
+"""Amaro Than Python SDK.
 
-from amaro_client.auth import Grant, login, refresh, signup
+- ``Client``: the resumable socket (reconnect, resume from offsets, duplicates dropped).
+- ``Connection``: one socket speaking frames as SPEC.md says, nothing more (tests, load tests).
+- ``Wire``: the WebSocket under both, lean enough for thousands of sockets in one process.
+- ``signup``, ``login``, ``refresh``: the account calls over HTTP.
+"""
+
+from amaro_client.auth import AuthError, Grant, login, refresh, signup
 from amaro_client.client import Client, ClientError
+from amaro_client.connection import Connection, Refused
+from amaro_client.wire import HandshakeError, Wire
 
-__all__ = ["Client", "ClientError", "Grant", "login", "refresh", "signup"]
+__all__ = ["AuthError", "Client", "ClientError", "Connection", "Grant", "HandshakeError", "Refused", "Wire",
+           "login", "refresh", "signup"]

@@ -1,6 +1,6 @@
 """Async Python client for the Amaro Than socket: one connection, automatic resume.
 
-    client = Client("ws://127.0.0.1:8000/ws", token=grant.access_token)
+    client = Client("ws://127.0.0.1:8001/ws", token=grant.access_token)
     await client.connect()
     await client.subscribe("room:abc")
     ack = await client.chat_send("abc", "Sastipe!")
@@ -8,7 +8,8 @@
         ...
 
 The protocol state (request ids, per-channel positions, duplicate suppression) lives in
-``protocol.session.ClientSession``; this module is the I/O around it: it reconnects with jittered
+``protocol.session.ClientSession``; the socket is a ``Connection`` (connection.py, over the lean
+``Wire``); this module is the I/O around them: it reconnects with jittered
 exponential backoff, re-authenticates, resubscribes from the last offsets, and honours the
 server's drain and disconnect hints. Durable events are delivered at least once by the server and
 exactly once to the caller (duplicates dropped by ``mid``).
@@ -23,10 +24,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-
-from protocol import codec
+from amaro_client.connection import Connection, Refused
+from amaro_client.wire import HandshakeError
 from protocol import frames as F
 from protocol.errors import ErrorCode
 from protocol.session import ClientSession
@@ -58,7 +57,7 @@ class Client:
         self._max_backoff = max_backoff_s
         self.session = ClientSession()
         self.welcome: F.Welcome | None = None
-        self._ws: ClientConnection | None = None
+        self._conn: Connection | None = None
         self._pending: dict[int, asyncio.Future[F.Frame]] = {}
         self._events: asyncio.Queue[F.Frame] = asyncio.Queue(event_queue_size)
         self._reader: asyncio.Task[None] | None = None
@@ -76,20 +75,20 @@ class Client:
         return self._token
 
     async def _open(self) -> None:
-        ws = await websockets.connect(self.url, max_size=self.session.max_frame, compression=None,
-                                      open_timeout=self._timeout)
-        await ws.send(codec.encode(self.session.hello(await self._current_token(), self._name)))
-        first = self.session.receive_data(await asyncio.wait_for(ws.recv(decode=False), self._timeout))
-        if not isinstance(first, F.Welcome):
-            await ws.close()
-            if isinstance(first, F.Error):
-                raise ClientError(first)
-            raise ConnectionError(f"expected welcome, got {first!r}")
-        self.welcome = first
-        self._ws = ws
+        hello = self.session.hello(await self._current_token(), self._name)
+        try:
+            conn = await Connection.open(self.url, hello.token, client_name=self._name,
+                                         max_frame=self.session.max_frame, timeout_s=self._timeout,
+                                         versions=hello.versions)
+        except Refused as exc:
+            raise ClientError(exc.error) from None
+        assert conn.welcome is not None
+        self.session.receive(conn.welcome)
+        self.welcome = conn.welcome
+        self._conn = conn
         self._connected.set()
         for sub in self.session.resubscribe():
-            await ws.send(codec.encode(sub))
+            conn.send(sub)
 
     async def connect(self) -> None:
         """Connect and authenticate; later disconnects are repaired in the background."""
@@ -99,8 +98,8 @@ class Client:
 
     async def close(self) -> None:
         self._closing = True
-        if self._ws is not None:
-            await self._ws.close()
+        if self._conn is not None:
+            await self._conn.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -123,16 +122,15 @@ class Client:
     async def _run(self) -> None:
         attempt = 0
         while True:
-            ws = self._ws
-            if ws is not None:
+            conn = self._conn
+            if conn is not None:
                 try:
-                    async for data in ws:
-                        if isinstance(data, bytes):
-                            await self._dispatch(data)
-                except websockets.ConnectionClosed:
+                    while True:
+                        self._dispatch(await conn.recv(None))
+                except ConnectionError:
                     pass
                 attempt = 0
-            self._ws = None
+            self._conn = None
             self._connected.clear()
             self._fail_pending(ConnectionError("connection lost"))
             if self._closing:
@@ -147,11 +145,15 @@ class Client:
             try:
                 await self._open()
                 self.reconnects += 1
-            except (OSError, ConnectionError, TimeoutError, websockets.WebSocketException, ClientError):
+            except HandshakeError as exc:
+                if exc.retry_after_s is not None:
+                    self._reconnect_hint_s = exc.retry_after_s
+                continue
+            except (OSError, ConnectionError, TimeoutError, ClientError):
                 continue
 
-    async def _dispatch(self, data: bytes) -> None:
-        frame = self.session.receive_data(data)
+    def _dispatch(self, received: F.Frame) -> None:
+        frame = self.session.receive(received)
         if frame is None:
             return  # duplicate durable event
         rid = getattr(frame, "id", 0)
@@ -161,8 +163,8 @@ class Client:
                 future.set_result(frame)
                 return
         if isinstance(frame, F.Ping):
-            if self._ws is not None:
-                await self._ws.send(codec.encode(F.Pong(id=frame.id)))
+            if self._conn is not None and self._conn.wire is not None and self._conn.wire.open:
+                self._conn.send(F.Pong(id=frame.id))
             return
         if isinstance(frame, F.Drain):
             self._reconnect_hint_s = frame.reconnect_after_ms / 1000
@@ -176,8 +178,8 @@ class Client:
 
     async def _send(self, frame: F.Frame) -> None:
         await asyncio.wait_for(self._connected.wait(), self._timeout)
-        assert self._ws is not None
-        await self._ws.send(codec.encode(frame))
+        assert self._conn is not None
+        self._conn.send(frame)
 
     async def request(self, frame: F.Frame) -> F.Frame:
         """Send a frame with an ``id`` and wait for the answer carrying that id."""

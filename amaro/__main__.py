@@ -1,0 +1,5 @@
+import sys
+
+from amaro.cli import main
+
+sys.exit(main())

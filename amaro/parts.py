@@ -1,0 +1,70 @@
+"""How the parts are built and wired: each takes its settings branch and, where it needs another
+part, the object the root hands it for the protocol it declared.
+
+=======================  ==========================================  ============================
+consumer (protocol)      what it needs                               wired to
+=======================  ==========================================  ============================
+realtime ``Access``      room membership, post and online visibility  ``feed.access.Access``
+realtime ``AccessTokens``  the user of an access token               ``feed.tokens.TokenSigner``
+feed ``WindowCounter``   fixed windows shared by every node           ``realtime.limits.UserLimits``
+feed ``Subscriptions``   end a user's subscriptions everywhere        ``realtime.events.EventSink``
+media ``AccessTokens``   the user of an access token                  ``feed.tokens.TokenSigner``
+media ``DraftPosts``     the upload's post                            ``feed.posts.PostStates``
+media ``PostVisibility``  who may play a post's media                 ``feed.access.Access``
+media ``MediaEvents``    events to the uploader's socket              ``realtime.events.EventSink``
+nara ``EventSink``       events to the uploader's socket              ``realtime.events.EventSink``
+nara ``Posts``           the media's post                             ``feed.posts.PostStates``
+nara ``MediaStore``      decrypted originals, stored outputs          ``media.worker_store.WorkerStore``
+=======================  ==========================================  ============================
+
+The hand-off from uploads to workers is a message, not a call: media/ writes jobs on a stream
+whose schema it owns (``media/jobs.py``), workers read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from amaro.settings import Settings
+from feed.posts import PostStates
+from feed.tokens import TokenSigner, signer_for
+from media.app import close_store, open_store
+from media.events import MediaEvents
+from media.keyring import Keyring
+from media.playback import UrlSigner
+from media.runtime import MediaContext
+from realtime.broker import RedisBroker
+from realtime.events import EventSink
+from realtime.store import ChannelStore
+
+
+def token_signer(settings: Settings) -> TokenSigner:
+    return signer_for(settings.auth)
+
+
+def url_signer(settings: Settings) -> UrlSigner:
+    """Signed media URLs: their own secret, else keys derived from the token secrets."""
+    auth = settings.auth
+    return UrlSigner.from_settings(settings.playback, (auth.token_secret, *auth.token_previous_secrets))
+
+
+def event_sink(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool) -> EventSink:
+    """Durable events (media, feed) from a role that is not a hub: stored, then fanned out by the
+    hubs. Its broker publishes under a name of its own, never read as an inbox."""
+    return EventSink(ChannelStore(db), RedisBroker(redis, f"sink-{settings.node.node_id}", settings.hub.broker))
+
+
+async def open_media(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool, *, events: MediaEvents,
+                     tokens: TokenSigner, ensure_bucket: bool = False) -> MediaContext:
+    """The upload path's context: the store, the keyring (loaded off the loop) and its collaborators."""
+    keyring = await asyncio.to_thread(Keyring.load, settings.media)
+    store = await open_store(settings.media, ensure_bucket=ensure_bucket)
+    return MediaContext(media=settings.media, redis=redis, db=db, store=store, keyring=keyring, tokens=tokens,
+                        posts=PostStates(), events=events, allowed_origins=settings.node.allowed_origins)
+
+
+async def close_media(ctx: MediaContext) -> None:
+    await close_store(ctx.store)

@@ -1,3 +1,0 @@
-from nara.cli import main
-
-main()
