@@ -51,10 +51,18 @@ def url_signer(settings: Settings) -> UrlSigner:
     return UrlSigner.from_settings(settings.playback, (auth.token_secret, *auth.token_previous_secrets))
 
 
-def event_sink(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool) -> EventSink:
+#: How long an upload request waits for its media event, and a media job for its own (a job's
+#: event is part of its work, and a failed one is retried).
+UPLOAD_EVENT_TIMEOUT_S = 2.0
+JOB_EVENT_TIMEOUT_S = 15.0
+
+
+def event_sink(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool, *,
+               timeout_s: float = UPLOAD_EVENT_TIMEOUT_S) -> EventSink:
     """Durable events (media, feed) from a role that is not a hub: stored, then fanned out by the
     hubs. Its broker publishes under a name of its own, never read as an inbox."""
-    return EventSink(ChannelStore(db), RedisBroker(redis, f"sink-{settings.node.node_id}", settings.hub.broker))
+    return EventSink(ChannelStore(db), RedisBroker(redis, f"sink-{settings.node.node_id}", settings.hub.broker),
+                     timeout_s=timeout_s)
 
 
 async def open_media(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool, *, events: MediaEvents,

@@ -16,7 +16,7 @@ from amaro import looplag
 from amaro.infra.connect import open_pool
 from amaro.infra.cpus import background_cpus, lower_thread_priority, pin
 from amaro.node import NodeParts, build_app
-from amaro.parts import close_media, event_sink, open_media, token_signer
+from amaro.parts import JOB_EVENT_TIMEOUT_S, close_media, event_sink, open_media, token_signer
 from amaro.services import Services
 from amaro.settings import Settings
 
@@ -152,7 +152,7 @@ async def serve_worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        sink = event_sink(settings, services.redis, services.db)
+        sink = event_sink(settings, services.redis, services.db, timeout_s=JOB_EVENT_TIMEOUT_S)
         media = await open_media(settings, services.redis, services.db, events=sink, tokens=token_signer(settings))
         try:
             log.info("worker_starting", node=settings.node.node_id, concurrency=nara.concurrency)

@@ -9,12 +9,12 @@ Only the protocol's media phases are used (``protocol.frames.MEDIA_PHASES``); me
   sniffing), ``expired`` or ``terminated`` (the uploader deleted it).
 
 NARA sends ``good_enough`` / ``upgraded`` / ``failed`` later. A failing or slow event sink never fails
-or stalls an upload: calls are bounded and logged.
+or stalls an upload: the sink bounds its own calls (the root wires one with a deadline) and a
+failure is logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +29,9 @@ FAILED = "failed"
 
 class MediaEvents(Protocol):
     async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
-                          data: dict[str, object]) -> None: ...
+                          data: dict[str, object]) -> None:
+        """Store and deliver one event; raises (``TimeoutError`` included) when it cannot soon."""
+        ...
 
 
 class NoEvents:
@@ -41,9 +43,9 @@ class NoEvents:
 
 
 async def emit(events: MediaEvents, user_id: str, upload_id: str, post_id: str, phase: str,
-               data: dict[str, object], *, timeout_s: float = 2.0) -> None:
+               data: dict[str, object]) -> None:
     try:
-        await asyncio.wait_for(events.media_event(user_id, upload_id, post_id, phase, data), timeout_s)
+        await events.media_event(user_id, upload_id, post_id, phase, data)
     except Exception as exc:
         log.warning("media_event_failed", upload_id=upload_id, phase=phase, error=repr(exc))
 

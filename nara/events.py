@@ -3,7 +3,6 @@ wires in (the hub's durable event sink in every role)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
 from nara.errors import EventFailed
@@ -21,23 +20,16 @@ class EventSink(Protocol):
         """Deliver a durable media event (at-least-once: the same phase may arrive twice).
 
         ``data`` is msgpack-able. For "failed" it holds ``reason`` (a stable code from
-        nara.errors) and ``detail``.
+        nara.errors) and ``detail``. The sink bounds its own time: ``TimeoutError`` when it
+        cannot deliver soon (``announce`` makes that a retryable ``EventFailed``).
         """
 
 
-class BoundedSink:
-    """A time limit on event delivery: a stuck sink fails the attempt (retried) rather than
-    the job waiting forever."""
-
-    def __init__(self, inner: EventSink, timeout_s: float = 15.0) -> None:
-        self.inner = inner
-        self.timeout_s = timeout_s
-
-    async def media_event(
-        self, user_id: str, upload_id: str, post_id: str, phase: str, data: dict[str, object]
-    ) -> None:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.inner.media_event(user_id, upload_id, post_id, phase, data)
-        except TimeoutError:
-            raise EventFailed(f"{phase} event not delivered within {self.timeout_s:g}s") from None
+async def announce(sink: EventSink, user_id: str, upload_id: str, post_id: str, phase: str,
+                   data: dict[str, object]) -> None:
+    """Deliver an event through ``sink``; a sink that cannot in time (it raises ``TimeoutError``)
+    fails the attempt with ``EventFailed``, which is retried, rather than leaving the job waiting."""
+    try:
+        await sink.media_event(user_id, upload_id, post_id, phase, data)
+    except TimeoutError:
+        raise EventFailed(f"{phase} event not delivered in time") from None

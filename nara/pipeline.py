@@ -22,7 +22,7 @@ from nara import transcode as tx
 from nara.catalog import PROCESSING, Catalog, NullCatalog
 from nara.complexity import measure
 from nara.errors import EncodeFailed, StorageFailed, Truncated
-from nara.events import GOOD_ENOUGH, UPGRADED, EventSink
+from nara.events import GOOD_ENOUGH, UPGRADED, EventSink, announce
 from nara.hls import (
     MediaPlaylist,
     VariantStats,
@@ -74,7 +74,7 @@ async def _emit(ctx: Context, job: Job, phase: str, data: dict[str, object], p: 
                 the_plan: Plan | None = None) -> None:
     """Catalog first, then the event: a client that hears it finds the media row already there."""
     await ctx.catalog.record(job, phase, data, probe=p, plan=the_plan)
-    await ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, phase, data)
+    await announce(ctx.sink, job.user_id, job.upload_id, job.post_id, phase, data)
 
 
 async def _put(ctx: Context, key: str, path: Path, cache: str = IMMUTABLE) -> str:

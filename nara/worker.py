@@ -30,7 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from nara import metrics
 from nara.catalog import Catalog, NullCatalog
 from nara.errors import NaraError
-from nara.events import FAILED, BoundedSink, EventSink
+from nara.events import FAILED, EventSink, announce
 from nara.job import Job
 from nara.keys import DEFAULT, JOB_FIELD, NaraKeys
 from nara.pipeline import Context, run_job
@@ -248,7 +248,7 @@ class Worker:
             data: dict[str, object] = {"reason": exc.reason, "detail": exc.detail[:300]}
             # Catalog first (media row failed, post failed), then tell the uploader.
             await self.ctx.catalog.record(job, FAILED, data)
-            await self.ctx.sink.media_event(job.user_id, job.upload_id, job.post_id, FAILED, data)
+            await announce(self.ctx.sink, job.user_id, job.upload_id, job.post_id, FAILED, data)
         await self.redis.xadd(self.keys.dead, {
             "job": fields.get(JOB_FIELD.encode(), b""), "msg_id": msg_id, "reason": exc.reason,
             "detail": exc.detail[:500], "attempts": delivered, "consumer": self.settings.consumer,
@@ -275,5 +275,5 @@ async def run_worker(settings: NaraSettings, redis: Redis, store: MediaStore, si
     owns the Redis client, the store, the sink and the catalog (where media rows are written
     before each event; none: events only), and runs this outside the hub's event loop."""
     ctx = Context(settings, tools or locate(settings.ffmpeg, settings.ffprobe), BoundedStore(store),
-                  BoundedSink(sink), audience or Audience(), catalog or NullCatalog())
+                  sink, audience or Audience(), catalog or NullCatalog())
     await Worker(settings, redis, ctx).run(stop)

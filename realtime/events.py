@@ -4,10 +4,15 @@
 user's personal channel ``user:<id>``. It needs no running hub: the composition root builds one for
 every role that emits events (a worker, an ingest node). A retried media event of the same upload
 and phase is stored once (idempotency key), progress events excepted (each one is news).
+
+Every call is bounded by ``timeout_s``: a sink that cannot store in time raises ``TimeoutError``
+rather than holding its caller (an upload request, a media job) for as long as PostgreSQL is away.
+The event may still be stored after the deadline; its idempotency key makes a retry harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from protocol.frames import MEDIA_PHASES, FeedUpdate, Frame, MediaEvent
@@ -18,9 +23,10 @@ from realtime.writers import EventWriter
 
 
 class EventSink:
-    def __init__(self, store: ChannelStore, broker: RedisBroker) -> None:
+    def __init__(self, store: ChannelStore, broker: RedisBroker, *, timeout_s: float = 2.0) -> None:
         self.store = store
         self.broker = broker
+        self.timeout_s = timeout_s
         #: Group commit: events stored at the same moment share one transaction and one publish.
         self.writer = EventWriter(store, broker)
 
@@ -38,7 +44,8 @@ class EventSink:
                               post=post_id, data=payload, ts=ts)
 
         key = None if phase == "progress" else f"media:{upload_id}:{phase}"
-        await self.writer.append(Appending(ch, "media", "", key, build, MediaEvent.TYPE))
+        async with asyncio.timeout(self.timeout_s):
+            await self.writer.append(Appending(ch, "media", "", key, build, MediaEvent.TYPE))
 
     async def feed_update(self, user_id: str, kind: str, data: dict[str, object],
                           idem_key: str | None = None) -> None:
@@ -50,7 +57,8 @@ class EventSink:
         def build(epoch: str, offset: int, mid: str, ts: int) -> Frame:
             return FeedUpdate(ch=ch, epoch=epoch, offset=offset, mid=mid, kind=kind, data=payload, ts=ts)
 
-        await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
+        async with asyncio.timeout(self.timeout_s):
+            await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
 
     async def revoke(self, channel: str, user: str) -> None:
         """End ``user``'s subscriptions of ``channel`` on every node (``unsub.ok`` with id 0)."""

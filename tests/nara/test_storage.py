@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nara.errors import EventFailed, StorageFailed
-from nara.events import BoundedSink
+from nara.events import announce
 from nara.storage import BoundedStore, LocalStore
 
 
@@ -48,11 +48,14 @@ class StuckStore:
         return None
 
 
-class StuckSink:
+class LateSink:
+    """A sink whose own deadline passed (the real one raises TimeoutError then)."""
+
     async def media_event(
         self, user_id: str, upload_id: str, post_id: str, phase: str, data: dict[str, object]
     ) -> None:
-        await asyncio.Event().wait()
+        async with asyncio.timeout(0.05):
+            await asyncio.Event().wait()
 
 
 class BrokenStore(StuckStore):
@@ -73,4 +76,4 @@ async def test_hung_store_and_sink_fail_the_attempt(tmp_path: Path) -> None:
         with pytest.raises(StorageFailed):
             await call
     with pytest.raises(EventFailed):
-        await BoundedSink(StuckSink(), timeout_s=0.1).media_event("u", "up", "p", "upgraded", {})
+        await announce(LateSink(), "u", "up", "p", "upgraded", {})
