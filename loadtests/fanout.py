@@ -15,10 +15,9 @@ Starts its own cluster (2+ hub processes on one Redis and PostgreSQL), then:
 
 The load generator must not be what is measured. It runs in ``--procs`` processes (2 by default:
 the box has 2 cores), each owning whole rooms (every member's socket, its sends and its receipts),
-so each process's tally is exact by itself and the totals are sums. Sockets are driven by a small
-asyncio protocol (``WsClient``: RFC 6455 framing, masked client frames, no per-message task or
-queue) on uvloop: about a tenth of the CPU per frame of a ``websockets`` client, which used most of
-a core at 2,000 sends/s. The report includes the generator's own CPU and the hubs' CPU while idle
+so each process's tally is exact by itself and the totals are sums. Sockets are the SDK's lean
+``Wire`` carrying msgpack maps (``loadtests/sockets.py``: no per-message task or queue) on uvloop.
+The report includes the generator's own CPU and the hubs' CPU while idle
 (all sockets open and subscribed, nothing sent), so the per-delivery figure can be read with and
 without the fixed costs (heartbeats, presence refresh).
 """
@@ -27,13 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import functools
 import multiprocessing
-import os
 import random
-import struct
 import sys
 import time
 import uuid
@@ -42,38 +37,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-import msgpack
 import psutil
-import websockets
-from websockets.asyncio.client import ClientConnection
-
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the pure-Python fallback
-    from websockets.utils import apply_mask
 
 from feed.rooms import create_room
 from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, node_env, percentile, quantiles
 from loadtests.report import emit
+from loadtests.sockets import Frame, Socket, settle
 
 
 @dataclass
 class Member:
     user: SeededUser
     hub: Hub
-    ws: ClientConnection | None = None
-    reader: asyncio.Task[None] | None = None
-    next_id: int = 0
-    acks: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-
-    def request_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
+    socket: Socket | None = None
 
 
 #: Deliveries slower than this are kept with the time they arrived, so a report can say when.
@@ -90,59 +71,43 @@ class Tally:
     errors: list[str] = field(default_factory=list)
 
 
-async def connect(member: Member, tally: Tally | None, *, open_timeout: float = 30.0) -> None:
-    ws = await websockets.connect(member.hub.ws_url, compression=None, open_timeout=open_timeout,
-                                  max_size=1 << 20, ping_interval=None)
-    await ws.send(msgpack.packb({"t": "hello", "versions": [1], "token": member.user.token}))
-    welcome = msgpack.unpackb(await asyncio.wait_for(ws.recv(decode=False), open_timeout))
-    if welcome.get("t") != "welcome":
-        raise RuntimeError(f"handshake refused: {welcome}")
-    member.ws = ws
+async def connect(member: Member, tally: Callable[[], Tally] | None, *, open_timeout: float = 30.0) -> None:
+    """Open ``member``'s socket; chat deliveries are recorded into ``tally()`` (a caller may swap
+    tallies between phases), or dropped without one."""
+    member.socket = await Socket.open(member.hub.ws_url, member.user.token, timeout_s=open_timeout)
     if tally is not None:
-        member.reader = asyncio.create_task(read_loop(member, lambda: tally))
+        record_into(member, tally)
 
 
-async def read_loop(member: Member, current: Callable[[], Tally]) -> None:
-    """Answer pending requests and record chat deliveries into ``current()`` (a caller may swap
-    tallies between phases)."""
-    assert member.ws is not None
+def record_into(member: Member, current: Callable[[], Tally]) -> None:
+    """Record the chat deliveries and errors ``member``'s socket receives into ``current()``."""
+    assert member.socket is not None
     uid = member.user.id
-    with contextlib.suppress(websockets.ConnectionClosed):
-        async for data in member.ws:
-            now_ns = time.time_ns()
-            frame = msgpack.unpackb(data)
-            kind = frame.get("t")
-            rid = frame.get("id", 0)
-            if rid and rid in member.acks:
-                future = member.acks.pop(rid)
-                if not future.done():
-                    future.set_result(frame)
-                continue
-            tally = current()
-            if kind == "chat.msg":
-                tally.frames += 1
-                seen = tally.received[frame["mid"]]
-                if uid in seen:
-                    tally.duplicates += 1
-                    continue
-                seen.add(uid)
-                sent_ns = int(frame["body"].split(":", 1)[0])
-                latency_ms = (now_ns - sent_ns) / 1e6
-                tally.latencies_ms.append(latency_ms)
-                if latency_ms > SLOW_MS:
-                    tally.slow.append((latency_ms, now_ns))
-            elif kind == "error":
-                tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+
+    def record(frame: Frame, now_ns: int) -> None:
+        tally = current()
+        kind = frame.get("t")
+        if kind == "chat.msg":
+            tally.frames += 1
+            seen = tally.received[frame["mid"]]
+            if uid in seen:
+                tally.duplicates += 1
+                return
+            seen.add(uid)
+            sent_ns = int(frame["body"].split(":", 1)[0])
+            latency_ms = (now_ns - sent_ns) / 1e6
+            tally.latencies_ms.append(latency_ms)
+            if latency_ms > SLOW_MS:
+                tally.slow.append((latency_ms, now_ns))
+        elif kind == "error":
+            tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+
+    member.socket.on_frame = record
 
 
-async def request(member: Member, frame: dict[str, Any], wait_s: float = 30.0) -> dict[str, Any]:
-    assert member.ws is not None
-    rid = member.request_id()
-    frame["id"] = rid
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    member.acks[rid] = future
-    await member.ws.send(msgpack.packb(frame))
-    return await asyncio.wait_for(future, wait_s)
+async def request(member: Member, frame: Frame, wait_s: float = 30.0) -> Frame:
+    assert member.socket is not None
+    return await member.socket.ask(frame, wait_s)
 
 
 async def bounded_gather(coros: list[Any], limit: int) -> None:
@@ -175,147 +140,31 @@ class GenTally:
     errors: list[str] = field(default_factory=list)
 
 
-class WsClient(asyncio.Protocol):
-    """One WebSocket client connection: handshake, hello/welcome, then msgpack frames.
+def generator_tally(tally: GenTally) -> Callable[[Frame, int], None]:
+    """What one generator socket does with each frame that is not an answer: tally chat
+    deliveries (exact per process: a room's every member lives in the same one) and errors. One
+    per socket: a message it sees twice is a duplicate."""
+    seen: set[str] = set()
 
-    Requests (``sub``, ``chat.send``) carry an ``id``; the answer with that id completes the
-    callback registered for it. ``chat.msg`` frames are tallied on arrival."""
-
-    def __init__(self, user: str, token: str, host: str, path: str, tally: GenTally) -> None:
-        self.user, self.token, self.host, self.path, self.tally = user, token, host, path, tally
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.upgraded = False
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed = False
-        self.next_id = 0
-        self.pending: dict[int, Any] = {}  # request id -> callback(frame)
-        self.seen: set[str] = set()
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                         ).encode())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError("closed during the handshake"))
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
-            del buf[:end + 4]
-            if b" 101 " not in status + b" ":
-                self.opened.set_exception(ConnectionError(f"upgrade refused: {status!r}"))
-                self._abort()
-                return
-            self.upgraded = True
-            self.send({"t": "hello", "versions": [1], "token": self.token})
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            size, head = b1 & 0x7F, 2
-            if size == 126:
-                if n - pos < 4:
-                    break
-                size, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-            elif size == 127:
-                if n - pos < 10:
-                    break
-                size, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-            if b1 & 0x80:  # servers do not mask; tolerate it anyway
-                head += 4
-            if n - pos < head + size:
-                break
-            payload = bytes(buf[pos + head:pos + head + size])
-            if b1 & 0x80:
-                payload = apply_mask(payload, bytes(buf[pos + head - 4:pos + head]))
-            pos += head + size
-            self._frame(b0 & 0x0F, payload)
-        if pos:
-            del buf[:pos]
-
-    # -- frames
-
-    def _frame(self, opcode: int, payload: bytes) -> None:
-        if opcode == 0x2:
-            self._message(msgpack.unpackb(payload))
-        elif opcode == 0x9:  # ping
-            self._write(0xA, payload)
-        elif opcode == 0x8:  # close
-            self._write(0x8, payload[:2])
-            self._abort()
-
-    def _message(self, frame: dict[str, Any]) -> None:
+    def on_frame(frame: Frame, now_ns: int) -> None:
         kind = frame.get("t")
         if kind == "chat.msg":
-            tally = self.tally
             tally.frames += 1
             mid = frame["mid"]
-            if mid in self.seen:
+            if mid in seen:
                 tally.duplicates += 1
                 return
-            self.seen.add(mid)
+            seen.add(mid)
             tally.received[mid] += 1
-            now_ns = time.time_ns()
             sent_ns = int(frame["body"].split(":", 1)[0])
             latency_ms = (now_ns - sent_ns) / 1e6
             (tally.latencies_ms if sent_ns >= tally.measure_from_ns else tally.warmup_latencies_ms).append(latency_ms)
             if latency_ms > SLOW_MS:
                 tally.slow_at.append(now_ns / 1e9)
-            return
-        if kind == "welcome":
-            if not self.opened.done():
-                self.opened.set_result(None)
-            return
-        rid = frame.get("id", 0)
-        callback = self.pending.pop(rid, None) if rid else None
-        if callback is not None:
-            callback(frame)
         elif kind == "error":
-            if not self.opened.done():
-                self.opened.set_exception(ConnectionError(f"refused: {frame}"))
-            self.tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
+            tally.errors.append(f"{frame.get('code')}: {frame.get('message')}")
 
-    def _write(self, opcode: int, payload: bytes) -> None:
-        if self.transport is None or self.closed:
-            return
-        n, mask = len(payload), os.urandom(4)
-        head = (bytes((0x80 | opcode, 0x80 | n)) if n < 126 else
-                struct.pack("!BBH", 0x80 | opcode, 0xFE, n) if n < 65536 else
-                struct.pack("!BBQ", 0x80 | opcode, 0xFF, n))
-        self.transport.write(head + mask + apply_mask(payload, mask))
-
-    def send(self, frame: dict[str, Any]) -> None:
-        self._write(0x2, msgpack.packb(frame))
-
-    def request(self, frame: dict[str, Any], callback: Any) -> int:
-        self.next_id += 1
-        frame["id"] = self.next_id
-        self.pending[self.next_id] = callback
-        self.send(frame)
-        return self.next_id
-
-    def _abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self._write(0x8, (1000).to_bytes(2, "big"))
-            self.closed = True
-            self.transport.close()
+    return on_frame
 
 
 @dataclass
@@ -334,27 +183,17 @@ class WorkerSpec:
     seed: int
 
 
-def _same(client: WsClient) -> WsClient:
-    return client
-
-
-async def _open(spec: WorkerSpec, tally: GenTally) -> list[tuple[RoomSpec, list[WsClient]]]:
+async def _open(spec: WorkerSpec, tally: GenTally) -> list[tuple[RoomSpec, list[Socket]]]:
     loop = asyncio.get_running_loop()
-    rooms: list[tuple[RoomSpec, list[WsClient]]] = []
+    rooms: list[tuple[RoomSpec, list[Socket]]] = []
     gate = asyncio.Semaphore(100)
 
-    async def open_one(user: str, token: str, url: str) -> WsClient:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    async def open_one(token: str, url: str) -> Socket:
         async with gate:
             for attempt in range(5):
-                client = WsClient(user, token, f"{host}:{port}", parts.path, tally)
                 try:
-                    await loop.create_connection(functools.partial(_same, client), host, port)
-                    await asyncio.wait_for(client.opened, 30)
-                    return client
+                    return await Socket.open(url, token, on_frame=generator_tally(tally))
                 except (OSError, TimeoutError, ConnectionError):
-                    client._abort()
                     if attempt == 4:
                         raise
                     await asyncio.sleep(0.2 * (attempt + 1))
@@ -362,17 +201,16 @@ async def _open(spec: WorkerSpec, tally: GenTally) -> list[tuple[RoomSpec, list[
 
     for room in spec.rooms:
         rooms.append((room, []))
-    clients = await asyncio.gather(*(open_one(u, t, url) for room in spec.rooms for u, t, url in room.members))
+    clients = await asyncio.gather(*(open_one(t, url) for room in spec.rooms for _, t, url in room.members))
     it = iter(clients)
     for room, members in rooms:
         members.extend(next(it) for _ in room.members)
     # Subscribe every member, a few hundred requests in flight at a time.
-    waiting: set[asyncio.Future[dict[str, Any]]] = set()
+    waiting: set[asyncio.Future[Frame]] = set()
     for room, members in rooms:
         for client in members:
-            future: asyncio.Future[dict[str, Any]] = loop.create_future()
-            client.request({"t": "sub", "ch": f"room:{room.room_id}"},
-                           lambda f, fut=future: fut.done() or fut.set_result(f))
+            future: asyncio.Future[Frame] = loop.create_future()
+            client.request({"t": "sub", "ch": f"room:{room.room_id}"}, settle(future))
             waiting.add(future)
             if len(waiting) >= 300:
                 _, waiting = await asyncio.wait(waiting, timeout=30, return_when=asyncio.FIRST_COMPLETED)
@@ -383,7 +221,7 @@ async def _open(spec: WorkerSpec, tally: GenTally) -> list[tuple[RoomSpec, list[
     return rooms
 
 
-async def _publish(spec: WorkerSpec, rooms: list[tuple[RoomSpec, list[WsClient]]], tally: GenTally,
+async def _publish(spec: WorkerSpec, rooms: list[tuple[RoomSpec, list[Socket]]], tally: GenTally,
                    start_at: float) -> dict[str, Any]:
     rng = random.Random(spec.seed)
     private = [r for r in rooms if len(r[1]) == 2]
@@ -391,7 +229,7 @@ async def _publish(spec: WorkerSpec, rooms: list[tuple[RoomSpec, list[WsClient]]
     outstanding = 0
 
     def on_ack(members: int) -> Any:
-        def done(frame: dict[str, Any]) -> None:
+        def done(frame: Frame) -> None:
             nonlocal outstanding
             outstanding -= 1
             if frame.get("t") == "chat.ack":
@@ -449,7 +287,8 @@ async def _worker(spec: WorkerSpec, pipe: Connection) -> None:
     lost = sum(max(0, n - tally.received.get(mid, 0)) for mid, n in tally.expected.items())
     for _, members in rooms:
         for client in members:
-            client.close()
+            if client.wire is not None:
+                client.wire.abort()
     pipe.send({
         "published": len(tally.expected), "acks_failed": tally.acks_failed, "delivered": delivered,
         "lost": lost, "duplicated": tally.duplicates, "latencies_ms": tally.latencies_ms,
@@ -674,7 +513,7 @@ async def idle_phase(cluster: Cluster, count: int) -> dict[str, Any]:
         nonlocal failures
         try:
             await connect(m, None, open_timeout=60)
-        except (OSError, TimeoutError, RuntimeError, websockets.WebSocketException):
+        except (OSError, TimeoutError, ConnectionError):
             failures += 1
 
     started = time.monotonic()
@@ -684,9 +523,9 @@ async def idle_phase(cluster: Cluster, count: int) -> dict[str, Any]:
     rss_after = proc.memory_info().rss
     opened = count - failures
     for m in members:
-        if m.ws is not None:
+        if m.socket is not None:
             with contextlib.suppress(Exception):
-                await m.ws.close()
+                await m.socket.close()
     return {
         "idle_sockets": opened,
         "idle_connect_failures": failures,

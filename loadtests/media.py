@@ -40,9 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgpack
 import orjson
-import websockets
 
 from loadtests.cluster import Cluster, SeededUser, node_env
 from loadtests.fanout import Member, connect, request
@@ -136,25 +134,17 @@ class Inbox:
     member: Member
     seen: dict[tuple[str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
 
-    async def read(self) -> None:
-        assert self.member.ws is not None
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for data in self.member.ws:
-                now = time.monotonic()
-                frame = msgpack.unpackb(data)
-                rid = frame.get("id", 0)
-                if rid and rid in self.member.acks:
-                    future = self.member.acks.pop(rid)
-                    if not future.done():
-                        future.set_result(frame)
-                    continue
-                if frame.get("t") == "media":
-                    key = (str(frame.get("upload")), str(frame.get("phase")))
-                    if key not in self.seen:  # at-least-once: keep the first arrival
-                        self.seen[key] = (now, dict(frame.get("data") or {}))
-                        self.changed.set()
+    def listen(self) -> None:
+        assert self.member.socket is not None
+        self.member.socket.on_frame = self.record
+
+    def record(self, frame: dict[str, Any], now_ns: int) -> None:
+        if frame.get("t") == "media":
+            key = (str(frame.get("upload")), str(frame.get("phase")))
+            if key not in self.seen:  # at-least-once: keep the first arrival
+                self.seen[key] = (time.monotonic(), dict(frame.get("data") or {}))
+                self.changed.set()
 
     async def wait(self, upload_id: str, phases: tuple[str, ...], timeout_s: float) -> str | None:
         """The first of ``phases`` to arrive for ``upload_id`` (None on timeout)."""
@@ -319,7 +309,7 @@ async def open_inbox(cluster: Cluster, user: SeededUser) -> Inbox:
     member = Member(user, cluster.hubs[0])
     await connect(member, None)
     inbox = Inbox(member)
-    inbox.task = asyncio.create_task(inbox.read())
+    inbox.listen()
     ack = await request(member, {"t": "sub", "ch": f"user:{user.id}"})
     if ack.get("t") == "error":
         raise RuntimeError(f"cannot subscribe to user:{user.id}: {ack}")
@@ -396,10 +386,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await close_chat(chat)
                 for inbox in inboxes:
-                    if inbox.member.ws is not None:
-                        await inbox.member.ws.close()
-                    if inbox.task is not None:
-                        inbox.task.cancel()
+                    if inbox.member.socket is not None:
+                        await inbox.member.socket.close()
         for chat_phase in (idle, during):
             drop_raw(chat_phase)
         result["chat_idle"] = idle  # before and after the jobs, pooled

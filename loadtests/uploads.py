@@ -36,11 +36,10 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
-import websockets
 
 from feed.rooms import create_room
 from loadtests.cluster import Cluster, Hub, cpu_seconds, lag_summary, loop_lag, node_env, quantiles
-from loadtests.fanout import Member, Tally, bounded_gather, connect, read_loop, request
+from loadtests.fanout import Member, Tally, bounded_gather, connect, record_into, request
 from loadtests.histograms import StageMeter
 from loadtests.report import emit
 
@@ -182,7 +181,7 @@ class Chat:
         body = f"{sent_ns}:{uuid.uuid4().hex[:8]}"
         try:
             ack = await request(sender, {"t": "chat.send", "room": room_id, "cmid": uuid.uuid4().hex, "body": body})
-        except (TimeoutError, websockets.ConnectionClosed):
+        except (TimeoutError, ConnectionError):
             self.failed += 1
             return
         self.acks_ms.append((time.time_ns() - sent_ns) / 1e6)
@@ -276,7 +275,7 @@ async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
     everyone = [m for _, ms in rooms for m in ms]
     await bounded_gather([connect(m, None) for m in everyone], 50)
     for m in everyone:
-        m.reader = asyncio.create_task(read_loop(m, lambda: chat.tally))
+        record_into(m, lambda: chat.tally)
     await bounded_gather([request(m, {"t": "sub", "ch": f"room:{rid}"}) for rid, ms in rooms for m in ms], 50)
     return chat
 
@@ -284,11 +283,9 @@ async def open_chat(cluster: Cluster, users: int, rate: float) -> Chat:
 async def close_chat(chat: Chat) -> None:
     for _, members in chat.rooms:
         for m in members:
-            if m.ws is not None:
+            if m.socket is not None:
                 with contextlib.suppress(Exception):
-                    await m.ws.close()
-            if m.reader is not None:
-                m.reader.cancel()
+                    await m.socket.close()
 
 
 class CpuMeter:

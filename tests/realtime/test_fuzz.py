@@ -79,7 +79,7 @@ async def test_random_frames_never_cause_internal_errors(running_node: RunningNo
                 frame[name] = typed_value(rng, name, str(spec.type), ids)
         if "id" in frame and rng.random() < 0.7:
             frame["id"] = i + 1
-        await client.ws.send(msgpack.packb(frame))
+        await client.send_bytes(msgpack.packb(frame))
         sent += 1
         if i % 40 == 39:  # stay under the frame rate limit (50/s, burst 100)
             await client.send(F.Ping(id=10_000 + i))

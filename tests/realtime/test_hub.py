@@ -91,7 +91,7 @@ async def test_resume_after_reconnect_gets_the_whole_gap_in_order(running_node: 
     got = [await cb.expect(F.ChatMessage) for _ in range(len(acks) + 1 + len(more))]
     assert [m.offset for m in got] == list(range(first.offset + 1, more[-1].offset + 1))
     # A position from another epoch cannot be resumed: the client is told to refetch.
-    await cb.ws.close()
+    await cb.close()
     cb = await Client.connect(running_node.ws_url, b)
     stale = await cb.subscribe(ch, epoch="other", offset=1)
     assert not stale.recovered

@@ -1,17 +1,15 @@
-"""A small test client: real WebSocket (the ``websockets`` library), frames through protocol.codec."""
+"""A test's view of one socket: the SDK's ``Connection`` (the one WebSocket client of the project)
+plus the conveniences tests want: every frame kept in ``seen``, ``expect`` a frame of a kind."""
 
 from __future__ import annotations
 
-import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-
+from amaro_client import Connection
 from feed.tokens import TokenSigner
-from protocol import codec
 from protocol import frames as F
 from tests.conftest import TEST_TOKEN_SECRET
 
@@ -24,31 +22,33 @@ def token_for(user: str) -> str:
 
 
 class Client:
-    def __init__(self, ws: ClientConnection, user: str, welcome: F.Welcome) -> None:
-        self.ws = ws
+    def __init__(self, conn: Connection, user: str) -> None:
+        self.conn = conn
         self.user = user
-        self.welcome = welcome
+        assert conn.welcome is not None
+        self.welcome: F.Welcome = conn.welcome
         self.seen: list[F.Frame] = []  # every frame received, in order
-        self._next = 0
 
     @classmethod
-    async def connect(cls, url: str, user: str, **kwargs: Any) -> Client:
-        ws = await websockets.connect(url, max_size=None, **kwargs)
-        await ws.send(codec.encode(F.Hello(token=token_for(user))))
-        welcome = codec.decode_server(await asyncio.wait_for(ws.recv(decode=False), 10), 1 << 20)
-        assert isinstance(welcome, F.Welcome), welcome
-        return cls(ws, user, welcome)
+    async def connect(cls, url: str, user: str, *, sock: socket.socket | None = None, **kwargs: Any) -> Client:
+        return cls(await Connection.open(url, token_for(user), sock=sock, **kwargs), user)
+
+    @property
+    def close_code(self) -> int | None:
+        return self.conn.close_code
 
     def next_id(self) -> int:
-        self._next += 1
-        return self._next
+        return self.conn.next_id()
 
     async def send(self, frame: F.Frame) -> None:
-        await self.ws.send(codec.encode(frame))
+        self.conn.send(frame)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.conn.send_bytes(data)
 
     async def recv(self, timeout: float = 10.0) -> F.Frame:
-        data = await asyncio.wait_for(self.ws.recv(decode=False), timeout)
-        frame = codec.decode_server(data, 1 << 20)
+        """The next frame; ``ConnectionError`` once the socket closed and nothing is left."""
+        frame = await self.conn.recv(timeout)
         self.seen.append(frame)
         return frame
 
@@ -85,4 +85,4 @@ class Client:
         return answer
 
     async def close(self) -> None:
-        await self.ws.close()
+        await self.conn.close()

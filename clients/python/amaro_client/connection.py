@@ -14,6 +14,7 @@ class to speak the protocol frame by frame, including frames a well-behaved clie
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -52,13 +53,13 @@ class Connection:
     async def open(cls, url: str, token: str | None, *, client_name: str = "amaro-python",
                    on_frame: Callable[[F.Frame], None] | None = None, max_frame: int = 1 << 20,
                    timeout_s: float = 10.0, headers: Mapping[str, str] | None = None,
-                   versions: tuple[int, ...] = HELLO_VERSIONS) -> Connection:
+                   versions: tuple[int, ...] = HELLO_VERSIONS, sock: socket.socket | None = None) -> Connection:
         """Connect, send ``hello`` with ``token`` and wait for ``welcome``. Raises ``Refused`` when
         the server answers with an error, ``wire.HandshakeError`` when it refuses the upgrade.
         ``token=None`` sends no ``hello`` (a test of what the server does without one)."""
         conn = cls(on_frame=on_frame, max_frame=max_frame)
         conn.wire = await Wire.connect(url, on_message=conn._message, on_close=conn._closed, max_size=max_frame,
-                                       headers=headers, timeout_s=timeout_s)
+                                       headers=headers, timeout_s=timeout_s, sock=sock)
         if token is None:
             return conn
         conn.send(F.Hello(token=token, versions=versions, client=client_name))

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 import struct
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -98,8 +99,10 @@ class Wire(asyncio.Protocol):
     @classmethod
     async def connect(cls, url: str, *, on_message: Callable[[bytes, bool], None],
                       on_close: Callable[[int, str], None] | None = None, max_size: int = 1 << 20,
-                      headers: Mapping[str, str] | None = None, timeout_s: float = 10.0) -> Wire:
-        """Open a TCP connection to ``url`` (``ws://``) and complete the handshake."""
+                      headers: Mapping[str, str] | None = None, timeout_s: float = 10.0,
+                      sock: socket.socket | None = None) -> Wire:
+        """Open a TCP connection to ``url`` (``ws://``), or use the connected ``sock``, and complete
+        the handshake."""
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"a WebSocket URL is ws:// or wss://, got {url!r}")
@@ -113,7 +116,11 @@ class Wire(asyncio.Protocol):
             return cls(host, path, on_message=on_message, on_close=on_close, max_size=max_size, headers=headers)
 
         async with asyncio.timeout(timeout_s):
-            _, wire = await loop.create_connection(factory, parts.hostname, port, ssl=secure or None)
+            if sock is not None:
+                _, wire = await loop.create_connection(factory, sock=sock, ssl=secure or None,
+                                                       server_hostname=parts.hostname if secure else None)
+            else:
+                _, wire = await loop.create_connection(factory, parts.hostname, port, ssl=secure or None)
             await wire.opened
         return wire
 
@@ -292,6 +299,16 @@ class Wire(asyncio.Protocol):
         """Write bytes as they are: for tests that send what a well-behaved client never would."""
         if self.transport is not None:
             self.transport.write(frame)
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket: the server's data waits in the network (a client that reads
+        nothing, as a test of the server's backpressure)."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     async def drain(self) -> None:
         """Wait until the transport takes more (flow control)."""
