@@ -2,7 +2,7 @@
 
 Writing parts to a local disk (and flushing them) competes with PostgreSQL's commits and with the
 hubs' event loops on the same machine; chat must win. The store's writer threads therefore lower
-their own priority when they start (``realtime.cpus.lower_thread_priority``: SCHED_BATCH at nice 19
+their own priority when they start (``amaro.infra.cpus.lower_thread_priority``: SCHED_BATCH at nice 19
 with the longest slice, so a woken hub preempts them at once, and the idle I/O class). All of it is
 per thread on Linux, so the rest of the process is untouched. Elsewhere, or where
 the calls are refused, the lane is a plain pool.

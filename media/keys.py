@@ -1,4 +1,4 @@
-"""Every Redis key and object key media/ uses (the NARA job stream is nara.keys'). Braces pin
+"""Every Redis key and object key media/ uses (the job stream's keys are in jobs.py). Braces pin
 related Redis keys to one Redis Cluster slot."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from media.sniff import SNIFF_BYTES
 @dataclass(frozen=True, slots=True)
 class SealedPart:
     number: int
-    data: bytes | bytearray  # the assembler's own buffer, handed over: an 8 MiB copy in the loop is ms
+    data: bytes | bytearray  # the assembler's own buffer, handed over: a part-sized copy would stall the loop
     held: int = 0  # sealed bytes before ``data``, staged in the store: the part is those, then ``data``
 
 
@@ -90,8 +90,8 @@ class PartAssembler:
         is on a part boundary.
 
         The assembler's own buffer is handed over with the sealed partial chunk appended: copying
-        up to a part in the event loop took 6 ms (fresh pages), so a request's last step takes the
-        buffer and the assembler is spent afterwards."""
+        up to a part (into fresh pages) would stall the event loop, so a request's last step takes
+        the buffer and the assembler is spent afterwards."""
         if self._spent:
             raise RuntimeError("the tail was taken already")
         self._spent = True

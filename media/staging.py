@@ -5,10 +5,10 @@ The committed tail key (media/keys.py) names one of three shapes:
 * a **whole tail**: one object with the part's sealed whole chunks and its sealed partial chunk;
 * **staged in place** (``….staged-<token>``): the store keeps the whole chunks where the part
   will go (``PartStager``, the local spool) and the tail object holds the partial chunk;
-* **segments** (``….segments``, any other store, S3 among them): each request stored the whole
+* **segments** (``….segments``, any other store, S3 among them): each request stores the whole
   chunks it added as an object of its own; the tail object lists them and holds the partial chunk.
-  With one growing tail object, a client sending 500 KB requests (TUSKit's default) read and
-  rewrote up to a part sixteen times per 8 MiB part.
+  A single growing tail object would be read and rewritten by every request that ends inside the
+  part: with 500 KB requests (TUSKit's default), up to a part sixteen times per 8 MiB part.
 
 In the last two a resuming request does not read the whole chunks: the assembler counts them as
 ``held`` (media/parts.py). In place they are never read: the store completes the part. Segments

@@ -46,8 +46,8 @@ class S3Store:
         # Checksums only where S3 requires them: several S3-compatible servers reject the CRC
         # trailers botocore sends by default since 1.36, and parts are authenticated by AES-GCM anyway.
         # For the same reason no SHA-256 of the payload in the signature (UNSIGNED-PAYLOAD): without
-        # a checksum header botocore would hash every 8 MiB part in the event loop, 5-6 ms of the
-        # loop's CPU a part (measured against moto), a stall for every socket of a hub serving uploads.
+        # a checksum header botocore would hash every part in the event loop, a stall for every
+        # socket of a hub serving uploads.
         config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
                         max_pool_connections=64, request_checksum_calculation="when_required",
                         response_checksum_validation="when_required", s3={"payload_signing_enabled": False})

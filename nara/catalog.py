@@ -58,7 +58,7 @@ class Posts(Protocol):
 
 
 class NullCatalog:
-    """No database (``python -m nara`` standalone, pipeline unit tests): events only."""
+    """No database (a worker run without a catalog, pipeline unit tests): events only."""
 
     async def record(self, job: Job, phase: str, data: Mapping[str, object], *,
                      probe: Probe | None = None, plan: Plan | None = None) -> None:

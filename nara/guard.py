@@ -62,7 +62,7 @@ class Limits:
     threads: int = 2
     nice: int = 19
     max_memory_bytes: int = 8 * 1024**3
-    ladder_cpus: str = ""  # taskset CPU list of the phase-2 ladder encode ("": any); realtime/cpus.py
+    ladder_cpus: str = ""  # taskset CPU list of the phase-2 ladder encode ("": any); amaro/infra/cpus.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ async def run_guarded(
     ``stdout`` overflow is reported as a non-zero return code (-1) so callers never parse a cut
     JSON document.
     """
-    # Background scheduling (realtime/cpus.py) is set in the child before exec: chrt cannot give
+    # Background scheduling (amaro/infra/cpus.py) is set in the child before exec: chrt cannot give
     # SCHED_BATCH its long slice, and setting it after the spawn would race the tool's threads.
     lower = child_lowering(min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)) if nice > 0 else None
     proc = await asyncio.create_subprocess_exec(

@@ -1,6 +1,8 @@
-"""The narrow store NARA-1r needs: fetch an upload, put outputs. media/ provides S3 later.
+"""The narrow store NARA-1r needs: fetch an upload, put outputs.
 
-Object keys are produced by :mod:`nara.outputs`; this module only moves bytes.
+The composition root wires ``MediaStore`` to media/'s ``WorkerStore`` (decrypted originals, any
+configured object store); ``LocalStore`` is a plain directory for tests. Object keys are produced
+by the pipeline (``nara.pipeline.Outputs``); this module only moves bytes.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Shape (see keys.py for the key layout and the Redis Cluster argument):
   proportional to the nodes that care, never to the total number of channels or nodes;
 * each node reads only its own inbox (``XREAD BLOCK``) and fans out locally; a node publishing an
   event its own subscribers want hands it to them directly (``local``) instead of through its own
-  inbox: one XADD and one inbox read less per event (a few percent of a hub's CPU under chat load);
+  inbox: one XADD and one inbox read less per event;
 * ephemeral events (typing, presence diffs, reaction counts, receipts) skip the history and go
   straight to the inboxes, with offset -1.
 
@@ -104,8 +104,8 @@ class RedisBroker:
         self._self = node_id.encode()
         self.config = config or BrokerConfig()
         self.scripts = Scripts.register(redis)
-        #: The hot paths (append, route, inbox read) and the chores skip redis-py: a third of the CPU
-        #: per round trip (redisconn.py), each call bounded there. The inbox read blocks, so it has a
+        #: The hot paths (append, route, inbox read) and the chores skip redis-py: far less CPU per
+        #: round trip (redisconn.py), each call bounded there. The inbox read blocks, so it has a
         #: connection of its own, bounded here by the block time.
         self.conn = RespConnection.like(redis)
         self._reader = RespConnection.like(redis, blocking=True)

@@ -105,7 +105,7 @@ class ChatStore:
     async def _store(self, items: Sequence[Outgoing], mids: Sequence[str], ts: int,
                      conn: asyncpg.Connection | None) -> dict[int, tuple[str, int]]:
         """Input index -> (epoch, offset) of each message stored."""
-        args = (  # ids go as text: asyncpg parses them in C (uuid.UUID was 3 us each)
+        args = (  # ids go as text: asyncpg parses them in C, no uuid.UUID built in the event loop
             [it.room for it in items], [it.sender for it in items],
             [it.cmid for it in items], list(mids), [it.body for it in items], [it.reply_to for it in items],
             [ts] * len(items),

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the hub. Served by the node's ``/metrics`` endpoint (app.py)."""
+"""Prometheus metrics of the hub. Served by the node's ``/metrics`` endpoint (amaro/http.py)."""
 
 from __future__ import annotations
 

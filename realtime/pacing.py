@@ -1,16 +1,15 @@
 """Background Redis work in slices.
 
 Periodic chores (presence heartbeats and sweeps, interest refreshes, position checks) touch every
-connection or channel of a node. Sent as one pipeline of thousands of commands, a chore holds the
-event loop while redis-py packs and parses it, and holds Redis (single-threaded) while it runs the
-scripts: every chat message in flight waits behind it. Measured on the fan-out benchmark, those
-stalls were the whole latency tail (p99 137 ms with them, 19 ms without). So chores go in slices of
-``SLICE`` commands with a short pause between slices, and live traffic slips in between.
+connection or channel of a node. Sent as one pipeline of thousands of commands, a chore would hold
+the event loop while the pipeline is packed and parsed, and hold Redis (single-threaded) while it
+runs the scripts: every chat message in flight would wait behind it, and such stalls make the
+fan-out's latency tail (BENCHMARKS.md, "Chat fan-out"). So chores go in slices of ``SLICE``
+commands with a pause between slices, and live traffic slips in between.
 
-Slices sent back to back still made a burst: the fan-out benchmark's slow deliveries (over 20 ms)
-came in spikes of 100-300 ms every ~1.25 s, one per hub heartbeat (2.5 s each, two hubs), with the
-delivery p50 doubling inside them. A chore now also spreads its slices over part of its period
-(``over_s``), so each costs a slice's 1-2 ms now and then instead of a burst.
+Slices sent back to back are still a burst, once per period of every node. So a chore also spreads
+its slices over part of its period (``over_s``): each slice is a short stall now and then instead
+of one long one.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-SLICE = 100  # commands per pipeline of a chore (a slice costs Redis and the loop about 1-2 ms)
+SLICE = 100  # commands per pipeline of a chore: small enough that a slice holds Redis and the loop briefly
 PAUSE_S = 0.002  # between two slices of one chore
 
 

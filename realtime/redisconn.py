@@ -1,12 +1,13 @@
 """A lean pipelining Redis connection for the hub's hot paths (publish, route, inbox, leases).
 
-Every chat send costs a hub a few Redis round trips. Through redis-py each costs ~100 µs of CPU on
-this VM (a pool checkout with its condition and events, the retry wrapper, a Python command
-packer, a parse call per reply), against ~40 µs for the system calls themselves: measured with
-``time.process_time`` over 5,000 ``XADD`` pipelines on uvloop. This connection keeps the system
-calls and drops the rest: commands are packed by hiredis in C, written in one ``transport.write``,
-and the replies, parsed by hiredis as they arrive, resolve one future per pipeline, in order
-(Redis answers in order, so one connection carries any number of concurrent pipelines).
+Every chat send costs a hub a few Redis round trips. Through redis-py each one also pays for a
+pool checkout with its condition and events, the retry wrapper, a Python command packer and a
+parse call per reply, which together cost the event loop several times the CPU of the system
+calls themselves (BENCHMARKS.md, "Redis client CPU per round trip"). This connection keeps the
+system calls and drops the rest: commands are packed by hiredis in C, written in one
+``transport.write``, and the replies, parsed by hiredis as they arrive, resolve one future per
+pipeline, in order (Redis answers in order, so one connection carries any number of concurrent
+pipelines).
 
 What it is not: a general client. No pool, no pub/sub, no RESP3, no cluster redirects. Everything
 else keeps using redis-py (``amaro.infra.connect.open_redis``); this takes its address, credentials and
@@ -18,7 +19,7 @@ every waiting call with ``redis.exceptions.ConnectionError``; the next call conn
 caller that gives up (cancelled, timed out) leaves its replies to be read and dropped, except on a
 ``blocking`` connection (``XREAD BLOCK``), which is closed instead so the next read is not queued
 behind the abandoned one. A server that stops answering fails each call after ``timeout_s`` (10 s,
-as redis-py's socket timeout did) and closes the connection; a blocking connection has no timeout
+the socket timeout the redis-py clients use) and closes the connection; a blocking connection has no timeout
 of its own (its callers bound each read by the block time).
 """
 

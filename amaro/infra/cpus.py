@@ -5,17 +5,15 @@ default: ``auto`` means every CPU of the process's affinity set but the first, w
 more; ``all`` means no restriction; or a taskset-style list such as ``1-3,6``. On a dedicated
 machine one core is the price of ``auto``; ``all`` pays nothing.
 
-Bulk work runs SCHED_BATCH at nice 19 (``background_scheduling``), not SCHED_IDLE. Measured on the
-2-vCPU VM with a ladder-like x264 encode pinned to the second CPU and a PostgreSQL commit plus Redis
-XADD probed 50 times a second (p99 1.30 ms with no encode): SCHED_IDLE 4.0 ms, SCHED_BATCH nice 19
-1.29 ms. A normal task woken on an idle-class encoder's CPU (say the WAL writer, when its fsync
-completes) sometimes waits for the next scheduler tick, up to 4 ms, before the encoder gives way
-(``perf sched timehist``: 2.4-3.0 ms delays, each ending on a tick). Phase 1 runs unconfined until
-good enough, and batch suits it too (docs/nara.md). ``lower_thread_priority`` is the in-process half
-for a thread (and what it starts): SCHED_BATCH, nice 19 and the longest slice, and the idle I/O
-class. The slice matters for threads that run long bursts (an ingest node's writer threads ran
-2.6-8 ms at a time and a woken hub waited up to 3.6 ms behind them; with the long slice, hub waits
-over 0.5 ms fell from 36 to 16 in 15 s of the uploads benchmark, over 2 ms from 13 to 5).
+Bulk work runs SCHED_BATCH at nice 19 (``background_scheduling``), not SCHED_IDLE: a normal task
+woken on an idle-class thread's CPU (say PostgreSQL's WAL writer, when its fsync completes) may
+wait for the next scheduler tick before the idle-class thread gives way. That holds wherever the
+bulk work runs, including NARA's phase 1, which uses every CPU until good enough.
+``lower_thread_priority`` is the in-process half for a thread (and what it starts): SCHED_BATCH,
+nice 19 and the longest slice, and the idle I/O class. The slice matters for threads that run long
+bursts (an ingest node's writer threads): a running task keeps its slice against wakers whose
+slice is as long as its own, so with the default slice a woken hub would wait for the burst to end.
+Figures: BENCHMARKS.md, "Round trips beside an encoder" and "Upload path: traces and probes".
 """
 
 from __future__ import annotations

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Bytes written between two flushes to disk. One fsync of a whole 8 MiB part (or of a 200 MB
-#: object being published) holds the disk for tens of milliseconds, and every other fsync on it,
-#: PostgreSQL's commits included, queues behind: chat on the same machine stalled. Flushing every
-#: slice keeps each flush short, so the commits slip in between.
+#: Bytes written between two flushes to disk. One fsync of a whole 8 MiB part (or of a large
+#: object being published) holds the disk while every other fsync on it, PostgreSQL's commits
+#: included, queues behind, and chat on the same machine stalls. Flushing every slice keeps each
+#: flush short, so the commits slip in between.
 FLUSH_SLICE = 1 << 20
 
 #: Bytes per write (or in-kernel copy) system call. Copying into the page cache is kernel work that
-#: a kernel preempting only on the way back to user space does not interrupt: beside the uploads
-#: benchmark a 1 MiB write ran 2.5 ms at a time, and a hub or PostgreSQL woken on that CPU waited
-#: for its end. A 128 KiB call returns within a few tenths of a millisecond.
+#: a kernel preempting only on the way back to user space does not interrupt, so a hub or
+#: PostgreSQL woken on that CPU waits for the whole call; a short call keeps that wait short
+#: (BENCHMARKS.md, "Upload path: traces and probes").
 WRITE_SLICE = 128 << 10
 
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}

@@ -2,10 +2,10 @@
 
 The tus handler writes part n+1 after part n, every part but the last the same size. Each part is
 written straight into the folder's *spool* file where the previous one ended, so completing the
-object renames the spool. Before, every byte was written twice (parts, then the object they were
-copied into) and the parts were then deleted: beside the uploads benchmark the copy held the disk
-for seconds, and deleting 800 MB on a file system with online discard stalled other fsyncs,
-PostgreSQL's commits included, for up to 170 ms.
+object renames the spool: every byte is written once and nothing is deleted afterwards. Copying
+parts into the object would hold the disk for as long as the copy takes, and deleting hundreds of
+MB on a file system with online discard stalls other fsyncs, PostgreSQL's commits included
+(BENCHMARKS.md, "Upload path: traces and probes").
 
 A part that does not fit that shape (written before the one ahead of it, or written again with
 another size while later parts exist) goes to a file of its own, and completion assembles the
@@ -19,8 +19,8 @@ refused, and a part written with other bytes drops the stagings it overwrote.
 
 Layout of ``.multipart/<id>/``: ``spool``; for a part in the spool an empty record
 ``<n:05d>.<etag>@<start>+<size>``, made once its bytes are on disk; for a staged prefix,
-``<n:05d>.staged.<token>@<start>+<size>``; for a part in its own file, ``<n:05d>.<etag>``; a
-part of the release before etags were tokens, ``<n:05d>`` (its etag is the start of its sha256);
+``<n:05d>.staged.<token>@<start>+<size>``; for a part in its own file, ``<n:05d>.<etag>``; for a
+part in the legacy layout, ``<n:05d>`` (its etag is the start of its sha256, checked at completion);
 ``.lock``, held (``flock``) by whoever reads or writes the folder.
 """
 
