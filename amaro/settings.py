@@ -24,6 +24,7 @@ from amaro.variables import (
     SettingError,
     Variable,
     boolean,
+    byte_size,
     choice,
     cpu_list,
     field_default,
@@ -144,7 +145,7 @@ HUB = frozenset(("dev", "hub"))
 INGEST = frozenset(("dev", "hub", "ingest"))  # roles that take uploads
 WORKER = frozenset(("dev", "worker"))
 PORT = integer(1, 65535)
-SIZE = integer(1)
+SIZE = byte_size(1)
 
 
 def v(name: str, target: str | None, parser: Any, roles: frozenset[str], meaning: str,
@@ -186,14 +187,14 @@ VARIABLES: tuple[Variable, ...] = (
     v("AMARO_LOG_LEVEL", "node.log_level", choice("debug", "info", "warning", "error"), ALL, "least level logged"),
     v("AMARO_ALLOWED_ORIGINS", "node.allowed_origins", items(origin()), SERVING,
       "comma-separated browser origins allowed on sockets and uploads (empty: loopback origins only)"),
-    v("AMARO_MAX_FRAME", "hub.max_frame", integer(1024), HUB,
+    v("AMARO_MAX_FRAME", "hub.max_frame", byte_size(1024), HUB,
       "largest socket message accepted, bytes (checked before decoding)"),
     v("AMARO_HANDSHAKE_TIMEOUT", "hub.handshake_timeout_s", number(0.1), HUB,
       "seconds a new socket has to send `hello`"),
     v("AMARO_PING_INTERVAL", "hub.ping_interval_s", number(1.0), HUB, "seconds between keepalive pings"),
     v("AMARO_DRAIN_TIMEOUT", "node.drain_timeout_s", number(0.0), SERVING,
       "seconds a draining node waits for in-flight work before it exits"),
-    v("AMARO_HUB_OUTBOX_BYTES", "hub.outbox_bytes", integer(4096), HUB,
+    v("AMARO_HUB_OUTBOX_BYTES", "hub.outbox_bytes", byte_size(4096), HUB,
       "per-socket outbox; past it the client is disconnected (4008) with a resume hint"),
     v("AMARO_HUB_FRAME_RATE", "hub.frame_rate", number(1.0), HUB, "frames per second per socket (token bucket)"),
     v("AMARO_HUB_FRAME_BURST", "hub.frame_burst", number(1.0), HUB, "burst of that bucket"),
@@ -230,7 +231,7 @@ VARIABLES: tuple[Variable, ...] = (
       "niceness of media child processes, run SCHED_BATCH (`0`: normal scheduling)"),
     v("AMARO_NARA_LADDER_CPUS", "nara.limits.ladder_cpus", cpu_list(), WORKER,
       "CPUs of the long encodes: `auto` keeps the first CPU free for hubs, `all`, or a list like `1-7`", "`auto`"),
-    v("AMARO_NARA_MAX_MEMORY_BYTES", "nara.limits.max_memory_bytes", integer(0), WORKER,
+    v("AMARO_NARA_MAX_MEMORY_BYTES", "nara.limits.max_memory_bytes", byte_size(0), WORKER,
       "address-space cap per child process (`0`: off)"),
     v("AMARO_NARA_WORKDIR", "nara.workdir", path(), WORKER, "job working directories", "`<tmp>/amaro-nara`"),
     v("AMARO_NARA_CLAIM_IDLE_S", "nara.claim_idle_s", number(1.0), WORKER,
@@ -272,7 +273,7 @@ VARIABLES: tuple[Variable, ...] = (
     v("AMARO_MEDIA_S3_SECRET_ACCESS_KEY", "media.s3_secret_key", secret(1), MEDIA, "S3 secret key", "default chain"),
     v("AMARO_MEDIA_MAX_FILE_SIZE", "media.max_file_size", SIZE, INGEST, "largest upload, bytes (`Tus-Max-Size`)"),
     v("AMARO_MEDIA_USER_QUOTA", "media.user_quota", SIZE, INGEST, "bytes per user across uploads"),
-    v("AMARO_MEDIA_PART_SIZE", "media.part_size", integer(CHUNK_SIZE), INGEST,
+    v("AMARO_MEDIA_PART_SIZE", "media.part_size", byte_size(CHUNK_SIZE), INGEST,
       "multipart part size: a multiple of 64 KiB, at least 5 MiB for S3; bounds memory per upload"),
     v("AMARO_MEDIA_USER_CONCURRENT_UPLOADS", "media.user_concurrent_uploads", integer(1), INGEST,
       "uploads one user may stream at once, across nodes"),

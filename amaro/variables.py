@@ -54,6 +54,33 @@ def integer(minimum: int = 0, maximum: int | None = None) -> Parser[int]:
     return Parser(accepts, read)
 
 
+_UNITS = {"": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def _show_size(value: int) -> str:
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = _UNITS[unit.lower()]
+        if value >= scale and value % scale == 0:
+            return f"{value // scale}{unit}"
+    return str(value)
+
+
+def byte_size(minimum: int = 1) -> Parser[int]:
+    """Bytes, as a plain integer or with a binary unit: ``8388608``, ``8MiB``, ``4GiB``."""
+    accepts = f"a size in bytes >= {_show_size(minimum)} (an integer, or with KiB, MiB, GiB or TiB)"
+
+    def read(raw: str) -> int:
+        match = re.fullmatch(r"([0-9]+)\s*([KMGT]iB)?", raw, re.IGNORECASE)
+        if match is None:
+            raise _fail(accepts)
+        value = int(match[1]) * _UNITS[(match[2] or "").lower()]
+        if value < minimum:
+            raise _fail(accepts)
+        return value
+
+    return Parser(accepts, read, _show_size)
+
+
 def number(minimum: float = 0.0) -> Parser[float]:
     accepts = f"a number >= {minimum:g}"
 

@@ -26,6 +26,7 @@ import uuid
 from enum import StrEnum
 
 from amaro.infra.connect import Conn
+from amaro.infra.states import moves
 
 
 class PostState(StrEnum):
@@ -57,11 +58,7 @@ TRANSITIONS: dict[PostState, dict[PostEvent, PostState]] = {
 
 def transition(event: PostEvent) -> tuple[list[str], PostState]:
     """The states ``event`` may leave and the one it leads to."""
-    sources = [state.value for state, moves in TRANSITIONS.items() if event in moves]
-    targets = {TRANSITIONS[PostState(state)][event] for state in sources}
-    if len(targets) != 1:
-        raise ValueError(f"post event {event} must lead to exactly one state, not {sorted(targets)}")
-    return sources, targets.pop()
+    return moves(TRANSITIONS, event)
 
 
 class PostStates:

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 import asyncpg
 
+from amaro.infra import states
 from media.crypto import Header
 from media.errors import TusError, not_found, too_large
 from media.runtime import DraftPosts
@@ -63,11 +64,7 @@ ENDINGS = {S.TERMINATED: E.TERMINATE, S.EXPIRED: E.EXPIRE, S.REJECTED: E.REJECT}
 
 def moves(event: UploadEvent) -> tuple[list[str], UploadState]:
     """The states ``event`` may leave and the one it leads to."""
-    sources = [state.value for state, table in TRANSITIONS.items() if event in table]
-    targets = {TRANSITIONS[UploadState(state)][event] for state in sources}
-    if len(targets) != 1:
-        raise ValueError(f"upload event {event} must lead to exactly one state, not {sorted(targets)}")
-    return sources, targets.pop()
+    return states.moves(TRANSITIONS, event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,3 +246,15 @@ def test_ladder_cpus(value: str, cpus: str) -> None:
 def test_a_malformed_ladder_cpu_list_is_refused() -> None:
     with pytest.raises(SettingError, match="AMARO_NARA_LADDER_CPUS must be auto, all or a CPU list"):
         load({"AMARO_NARA_LADDER_CPUS": "1 2"})
+
+
+@pytest.mark.parametrize(("raw", "value"), [("8388608", 8 * MiB), ("8MiB", 8 * MiB), ("16 mib", 16 * MiB),
+                                            ("2GiB", 2048 * MiB)])
+def test_sizes_take_bytes_or_binary_units(raw: str, value: int) -> None:
+    assert load({"AMARO_MEDIA_MAX_FILE_SIZE": raw}).media.max_file_size == value
+
+
+@pytest.mark.parametrize("raw", ["8MB", "8.5MiB", "-1", "lots"])
+def test_a_size_in_other_words_is_refused(raw: str) -> None:
+    with pytest.raises(SettingError, match="AMARO_MEDIA_MAX_FILE_SIZE must be a size in bytes"):
+        load({"AMARO_MEDIA_MAX_FILE_SIZE": raw})

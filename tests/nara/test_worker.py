@@ -22,13 +22,13 @@ from nara.job import Job
 from nara.keys import NaraKeys
 from nara.pipeline import Context
 from nara.settings import NaraSettings
-from nara.storage import LocalStore
+from nara.storage import LocalStore, MediaStore
 from nara.tools import Tools
 from nara.worker import Worker
 from tests.conftest import ServiceUrls, make_settings, node_env
 
 from .conftest import make_clip, png_claiming
-from .sinks import RecordingSink
+from .sinks import Recorded, RecordingSink
 
 
 def _settings(tmp_path: Path, nk: NaraKeys, consumer: str, **kw: object) -> NaraSettings:
@@ -181,18 +181,25 @@ async def test_crashed_worker_job_is_reclaimed_and_completed_once(
     assert sink_a.phases("up-crash") == ["good_enough"]
     assert await _pending(redis, nk) == 1
 
-    sink_b = RecordingSink()
-    settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
-    worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
-    async with running(worker_b):
-        upgraded = await sink_b.wait_for("up-crash", "upgraded", timeout=90)
-        async with asyncio.timeout(5):
-            while await _pending(redis, nk):
-                await asyncio.sleep(0.05)
+    sink_b, upgraded = await _reclaimed_by_worker_b(redis, nk, tools, store, tmp_path, "up-crash")
     assert sink_b.phases("up-crash") == ["good_enough", "upgraded"]
     assert await redis.xlen(nk.dead) == 0
 
     _assert_outputs_once(store, "up-crash", str(upgraded.data["plan_id"]))
+
+
+async def _reclaimed_by_worker_b(redis: Redis, nk: NaraKeys, tools: Tools, store: MediaStore, tmp_path: Path,
+                                 upload_id: str) -> tuple[RecordingSink, Recorded]:
+    """Run a second worker until it took over ``upload_id``'s job and finished it."""
+    sink_b = RecordingSink()
+    settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
+    worker_b = Worker(settings_b, redis, Context(settings_b, tools, store, sink_b))
+    async with running(worker_b):
+        upgraded = await sink_b.wait_for(upload_id, "upgraded", timeout=90)
+        async with asyncio.timeout(5):
+            while await _pending(redis, nk):
+                await asyncio.sleep(0.05)
+    return sink_b, upgraded
 
 
 def _assert_outputs_once(store: LocalStore, upload_id: str, plan_id: str) -> None:
@@ -272,15 +279,8 @@ async def test_sigkilled_worker_process_job_reclaimed(
                 await asyncio.sleep(0.05)
         assert await _pending(redis, nk) == 1
 
-        sink_b = RecordingSink()
-        settings_b = _settings(tmp_path, nk, "worker-b", claim_idle_s=1.0)
-        nara_store = WorkerStore(media_store, keyring)
-        worker_b = Worker(settings_b, redis, Context(settings_b, tools, nara_store, sink_b))
-        async with running(worker_b):
-            upgraded = await sink_b.wait_for("up-kill", "upgraded", timeout=90)
-            async with asyncio.timeout(5):
-                while await _pending(redis, nk):
-                    await asyncio.sleep(0.05)
+        sink_b, upgraded = await _reclaimed_by_worker_b(redis, nk, tools, WorkerStore(media_store, keyring),
+                                                        tmp_path, "up-kill")
     finally:
         await close_store(media_store)
     assert sink_b.phases("up-kill") == ["good_enough", "upgraded"]
