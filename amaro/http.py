@@ -80,3 +80,26 @@ def health_routes(check: ReadinessCheck) -> list[Route]:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+class ApiCors:
+    """CORS for the browser app on ``prefix`` (the JSON API): allow-listed origins only, with
+    preflights answered; other paths pass through untouched (``/uploads`` answers its own, with
+    the tus headers)."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...], prefix: str = "/api/") -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.prefix = prefix
+        self.cors = CORSMiddleware(
+            app, allow_origins=list(origins), allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-Id"],
+            expose_headers=["ETag", "Retry-After", "X-Request-Id"], max_age=86400,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefix):
+            await self.cors(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -3,6 +3,8 @@
 Each part of the system keeps its own numbered SQL files in ``<package>/sql/NNNN_name.sql``. They
 are applied in component order (feed first: everything references users), each file once, each in
 its own transaction, under an advisory lock so that several nodes starting at once migrate once.
+A file that needs another part's table first says so on a line of its own, ``-- requires:
+realtime/0001``; it then runs after that file (and every later file of its own part after it).
 A file that changed after it was applied is refused: migrations are append-only.
 """
 
@@ -19,6 +21,7 @@ import structlog
 COMPONENTS: tuple[str, ...] = ("feed", "realtime", "media", "nara")
 _LOCK_KEY = 0x616D61726F  # "amaro"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_REQUIRES = re.compile(r"^--\s*requires:\s*([a-z_]+)/(\d{4})\s*$", re.MULTILINE)
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +41,35 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def requires(self) -> list[tuple[str, int]]:
+        return [(m[1], int(m[2])) for m in _REQUIRES.finditer(self.sql)]
+
+
+def ordered(migrations: list[Migration]) -> list[Migration]:
+    """Component order, each part's files in version order, except that a file runs only after
+    the files it requires: a part waits at such a file until they ran."""
+    queues: dict[str, list[Migration]] = {}
+    for m in migrations:
+        queues.setdefault(m.component, []).append(m)
+    for queue in queues.values():
+        queue.sort(key=lambda m: m.version)
+    known = {(m.component, m.version) for m in migrations}
+    done: set[tuple[str, int]] = set()
+    out: list[Migration] = []
+    while any(queues.values()):
+        progressed = False
+        for queue in queues.values():
+            while queue and all(r in done or r not in known for r in queue[0].requires):
+                m = queue.pop(0)
+                out.append(m)
+                done.add((m.component, m.version))
+                progressed = True
+        if not progressed:
+            stuck = [f"{q[0].component}/{q[0].version:04d}" for q in queues.values() if q]
+            raise MigrationError(f"migrations require each other in a cycle: {', '.join(stuck)}")
+    return out
+
 
 def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
     found: list[Migration] = []
@@ -50,7 +82,7 @@ def discover(components: tuple[str, ...] = COMPONENTS) -> list[Migration]:
             if match is None:
                 continue
             found.append(Migration(component, int(match[1]), match[2], entry.read_text("utf-8")))
-    return found
+    return ordered(found)
 
 
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:

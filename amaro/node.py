@@ -17,19 +17,22 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from amaro.http import RequestContext, health_routes
+from amaro.http import ApiCors, RequestContext, health_routes
 from amaro.infra.connect import open_redis
-from amaro.parts import close_media, open_media, token_signer, url_signer
+from amaro.parts import close_media, feed_api, open_media, openapi_route, token_signer, url_signer
 from amaro.services import Services
 from amaro.settings import Settings
 from feed.access import Access
 from feed.accounts import Accounts
-from feed.api import AttemptLimits, auth_routes
+from feed.api import AttemptLimits, auth_endpoints
+from feed.app import FeedApi
+from feed.cache import Invalidations
 from feed.passwords import PasswordHasher
 from feed.tokens import TokenSigner
+from feed.web import Endpoint
 from media.app import drain_uploads, upload_routes
 from media.cleanup import run_cleanup, run_key_rotation
-from media.playback import playback_routes
+from media.playback import playback_openapi, playback_routes
 from media.runtime import MediaContext
 from realtime.node import HubNode
 
@@ -45,7 +48,10 @@ class NodeParts:
     access: Access
     hub_redis: aioredis.Redis
     hub: HubNode
-    media: MediaContext | None = None
+    media: MediaContext
+    feed: FeedApi
+    invalidations: Invalidations
+    serve_uploads: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -59,20 +65,30 @@ class NodeParts:
         # The hub's own pool, sized for its hot paths and waiting when exhausted.
         hub_redis = open_redis(settings.services.redis_url, max_connections=settings.hub.redis_connections)
         hub = HubNode(settings.hub, redis=hub_redis, db=services.db, access=access, tokens=signer)
-        media = None
-        if settings.node.hub_uploads if uploads is None else uploads:
-            media = await open_media(settings, services.redis, services.db, events=hub.events, tokens=signer)
-        return cls(settings, services, signer, accounts, access, hub_redis, hub, media)
+        # The media context also serves playback and the media side of deleted posts: a node that
+        # takes no uploads still has one.
+        media = await open_media(settings, services.redis, services.db, events=hub.events, tokens=signer)
+        feed = feed_api(settings, services, hub, media, signer)
+        serve_uploads = settings.node.hub_uploads if uploads is None else uploads
+        return cls(settings, services, signer, accounts, access, hub_redis, hub, media, feed,
+                   Invalidations(services.redis, feed.caches.all()), serve_uploads)
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every endpoint of ``/api/v1`` this node serves, in the API's own terms (OpenAPI)."""
+        auth = self.settings.auth
+        limits = AttemptLimits(self.hub.limits, auth.attempts_per_address, auth.attempts_per_username)
+        return [*auth_endpoints(self.accounts, limits), *self.feed.endpoints()]
 
     def routes(self) -> list[BaseRoute]:
-        auth = self.settings.auth
+        endpoints = self.endpoints()
         routes: list[BaseRoute] = [
             *health_routes(self.services.check),
-            *auth_routes(self.accounts, AttemptLimits(self.hub.limits, auth.attempts_per_address,
-                                                      auth.attempts_per_username)),
+            *(e.route(self.signer) for e in endpoints),
+            openapi_route(endpoints, playback_openapi()),
+            *playback_routes(self.media, url_signer(self.settings), self.access),
         ]
-        if self.media is not None:
-            routes += [*upload_routes(self.media), *playback_routes(self.media, url_signer(self.settings), self.access)]
+        if self.serve_uploads:
+            routes += upload_routes(self.media)
         return routes
 
     @property
@@ -83,13 +99,14 @@ class NodeParts:
         """Listen for sockets and start the background work (the HTTP server is the caller's)."""
         node = self.settings.node
         await self.hub.start(node.host, node.ws_port)
-        if self.media is not None:
+        self.invalidations.start()
+        if self.serve_uploads:
             self._tasks = [asyncio.create_task(run_cleanup(self.media), name="media-cleanup"),
                            asyncio.create_task(run_key_rotation(self.media), name="media-key-rotation")]
 
     async def drain(self) -> None:
         """Tell sockets to reconnect elsewhere and let uploads commit what arrived, together."""
-        if self.media is None:
+        if not self.serve_uploads:
             await self.hub.drain()
             return
         await asyncio.gather(self.hub.drain(), drain_uploads(self.media, self.settings.node.drain_timeout_s))
@@ -99,10 +116,10 @@ class NodeParts:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.invalidations.stop()
         await self.hub.stop()
         await self.hub_redis.aclose(close_connection_pool=True)
-        if self.media is not None:
-            await close_media(self.media)
+        await close_media(self.media)
 
 
 def build_app(parts: NodeParts) -> Starlette:
@@ -116,5 +133,6 @@ def build_app(parts: NodeParts) -> Starlette:
             await parts.stop()
 
     app = Starlette(routes=parts.routes(), lifespan=lifespan)
+    app.add_middleware(ApiCors, origins=parts.settings.node.allowed_origins)
     app.add_middleware(RequestContext)
     return app

@@ -8,6 +8,10 @@ realtime ``Access``      room membership, post and online visibility  ``feed.acc
 realtime ``AccessTokens``  the user of an access token               ``feed.tokens.TokenSigner``
 feed ``WindowCounter``   fixed windows shared by every node           ``realtime.limits.UserLimits``
 feed ``Subscriptions``   end a user's subscriptions everywhere        ``realtime.events.EventSink``
+feed ``FeedEvents``      feed frames and post events, durable         ``realtime.events.EventSink``
+feed ``RoomActivity``    rooms' last message and unread counts        ``realtime.chat.ChatStore``
+feed ``ReactionCounts``  reaction totals shown with posts             ``realtime.reactions.ReactionStore``
+feed ``PostMedia``       a deleted post's upload and objects          ``media.removal.PostRemoval``
 media ``AccessTokens``   the user of an access token                  ``feed.tokens.TokenSigner``
 media ``DraftPosts``     the upload's post                            ``feed.posts.PostStates``
 media ``PostVisibility``  who may play a post's media                 ``feed.access.Access``
@@ -24,20 +28,34 @@ whose schema it owns (``media/jobs.py``), workers read it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from amaro.services import Services
 from amaro.settings import Settings
+from feed.app import FeedApi, FeedCaches
+from feed.cache import Cache
 from feed.posts import PostStates
 from feed.tokens import TokenSigner, signer_for
+from feed.web import Cursors, Endpoint, openapi_document, openapi_paths, respond
 from media.app import close_store, open_store
 from media.events import MediaEvents
 from media.keyring import Keyring
 from media.playback import UrlSigner
+from media.removal import PostRemoval
 from media.runtime import MediaContext
 from realtime.broker import RedisBroker
+from realtime.chat import ChatStore
 from realtime.events import EventSink
+from realtime.node import HubNode
+from realtime.reactions import ReactionStore
 from realtime.store import ChannelStore
 
 
@@ -76,3 +94,41 @@ async def open_media(settings: Settings, redis: aioredis.Redis, db: asyncpg.Pool
 
 async def close_media(ctx: MediaContext) -> None:
     await close_store(ctx.store)
+
+
+def _derived_key(settings: Settings, label: bytes) -> bytes:
+    return hmac.new(settings.auth.token_secret.encode(), label, hashlib.sha256).digest()
+
+
+def feed_api(settings: Settings, services: Services, hub: HubNode, media: MediaContext,
+             tokens: TokenSigner) -> FeedApi:
+    """The social domain of a hub node, wired to the hub (events, chat, reactions, limits) and to
+    the upload path (a deleted post's media)."""
+    feed = settings.feed
+
+    def cache(name: str) -> Cache:
+        return Cache(services.redis, name, local_items=feed.cache_local_items, local_ttl_s=feed.cache_local_ttl_s,
+                     ttl_s=feed.cache_ttl_s)
+
+    return FeedApi(
+        db=services.db, redis=services.redis, tokens=tokens, events=hub.events,
+        cursors=Cursors(_derived_key(settings, b"amaro-feed-cursor/v1")), limits=hub.limits, settings=feed,
+        auth=settings.auth, rooms=ChatStore(services.db), reactions=ReactionStore(services.db),
+        media=PostRemoval(media), caches=FeedCaches(posts=cache("posts"), profiles=cache("profiles")),
+    )
+
+
+def openapi_route(endpoints: list[Endpoint], extra_paths: dict[str, Any]) -> Route:
+    """``GET /api/v1/openapi.json``: the document of exactly the endpoints this node serves."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("amaro-than")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a bare checkout
+        version = "0+unknown"
+    document = openapi_document({**openapi_paths(endpoints), **extra_paths}, version=version)
+
+    async def serve(request: Request) -> Response:
+        return respond(request, document, cache="public, max-age=300")
+
+    return Route("/api/v1/openapi.json", serve, methods=["GET"])

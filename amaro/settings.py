@@ -38,7 +38,7 @@ from amaro.variables import (
     text,
     url,
 )
-from feed.config import AuthSettings
+from feed.config import AuthSettings, FeedSettings
 from media.config import CHUNK_SIZE, S3_MIN_PART, MediaSettings, PlaybackSettings
 from nara.guard import Limits
 from nara.keys import NaraKeys
@@ -118,6 +118,7 @@ class Settings:
     node: NodeSettings = field(default_factory=NodeSettings)
     services: ServiceSettings = field(default_factory=ServiceSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    feed: FeedSettings = field(default_factory=FeedSettings)
     hub: HubConfig = field(default_factory=HubConfig)
     media: MediaSettings = field(default_factory=MediaSettings)
     playback: PlaybackSettings = field(default_factory=PlaybackSettings)
@@ -131,7 +132,7 @@ class Settings:
 
 #: Section name -> the settings class it builds (``Variable.target`` names one of these).
 SECTIONS: dict[str, type] = {
-    "node": NodeSettings, "services": ServiceSettings, "auth": AuthSettings, "hub": HubConfig,
+    "node": NodeSettings, "services": ServiceSettings, "auth": AuthSettings, "feed": FeedSettings, "hub": HubConfig,
     "hub.presence": PresenceConfig, "hub.broker": BrokerConfig, "media": MediaSettings,
     "playback": PlaybackSettings, "nara": NaraSettings, "nara.limits": Limits, "nara.policy": Policy,
     "nara.keys": NaraKeys, "ingest": IngestSettings, "worker": WorkerSettings,
@@ -182,6 +183,24 @@ VARIABLES: tuple[Variable, ...] = (
       "sign-up and log-in attempts per client address per minute, across nodes"),
     v("AMARO_AUTH_ATTEMPTS_PER_USERNAME", "auth.attempts_per_username", integer(1), SERVING,
       "log-in attempts per username per 5 minutes, across nodes (then 429)"),
+    v("AMARO_FEED_CELEBRITY_FOLLOWERS", "feed.celebrity_followers", integer(1), SERVING,
+      "above this many followers an author's posts are merged into timelines when read, not written to each"),
+    v("AMARO_FEED_HOME_LENGTH", "feed.home_length", integer(50), SERVING,
+      "home timeline entries kept in Redis per user"),
+    v("AMARO_FEED_PROFILE_LENGTH", "feed.profile_length", integer(50), SERVING,
+      "profile timeline entries kept in Redis per author"),
+    v("AMARO_FEED_CACHE_LOCAL_ITEMS", "feed.cache_local_items", integer(0), SERVING,
+      "entries of each node's in-process cache, per cache"),
+    v("AMARO_FEED_CACHE_LOCAL_TTL", "feed.cache_local_ttl_s", number(0.1), SERVING,
+      "seconds a node serves a cached entry without asking Redis (invalidations drop it sooner)"),
+    v("AMARO_FEED_CACHE_TTL", "feed.cache_ttl_s", integer(1), SERVING, "seconds a shared (Redis) cache entry lives"),
+    v("AMARO_FEED_WARM_INTERVAL", "feed.warm_interval_s", number(1.0), SERVING, "seconds between warming rounds"),
+    v("AMARO_FEED_WARM_BUDGET", "feed.warm_budget", integer(0), SERVING,
+      "users whose timelines one warming round may prepare (`0`: no warming)"),
+    v("AMARO_FEED_WARM_MAX_LOAD", "feed.warm_max_load", number(0.0), SERVING,
+      "no warming while the load average per CPU is above this"),
+    v("AMARO_FEED_PUBLIC_MAX_AGE", "feed.public_max_age_s", integer(0), SERVING,
+      "`Cache-Control: max-age` of public posts and profiles, seconds (CDNs may keep them that long)"),
     v("AMARO_LOG_FORMAT", "node.log_format", choice("auto", "json", "console"), ALL,
       "`auto`: console on a terminal, JSON otherwise"),
     v("AMARO_LOG_LEVEL", "node.log_level", choice("debug", "info", "warning", "error"), ALL, "least level logged"),
@@ -343,7 +362,8 @@ def build(values: Mapping[str, Any]) -> Settings:
     playback = s["playback"]
     if "url_base" in playback:
         playback["url_base"] = playback["url_base"].rstrip("/")
-    settings = Settings(node=node, services=services, auth=AuthSettings(**s["auth"]), hub=hub,
+    settings = Settings(node=node, services=services, auth=AuthSettings(**s["auth"]), feed=FeedSettings(**s["feed"]),
+                        hub=hub,
                         media=MediaSettings(**media), playback=PlaybackSettings(**playback), nara=nara,
                         ingest=IngestSettings(**s["ingest"]), worker=WorkerSettings(**s["worker"]))
     check(settings)

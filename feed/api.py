@@ -1,68 +1,17 @@
-"""HTTP API of accounts under ``/api/v1/auth``: JSON in, JSON out, consistent error bodies.
-
-Error body: ``{"error": {"code": "<stable code>", "message": "<human text>"}}``.
-"""
+"""Accounts and tokens over HTTP: ``/api/v1/auth/signup``, ``/login``, ``/refresh``, ``/logout``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from amaro.infra.web import JSONResponse
-from amaro.infra.web import error_response as _error_response
 from feed.accounts import AccountError, Accounts, Grant, normalize_username
+from feed.web import ApiError, Call, Endpoint, json_response, no_content, text
 
-MAX_BODY = 16 * 1024
 ADDRESS_WINDOW_S = 60
 USERNAME_WINDOW_S = 300
-
-
-def error_response(code: str, message: str, status: int) -> JSONResponse:
-    return _error_response(code, message, status, retry_after_s=60 if status == 429 else None)
-
-
-def grant_body(grant: Grant) -> dict[str, Any]:
-    return {
-        "user": {"id": grant.user.id, "username": grant.user.username,
-                 "display_name": grant.user.display_name},
-        "access_token": grant.access_token,
-        "refresh_token": grant.refresh_token,
-        "token_type": "Bearer",
-        "expires_in": grant.expires_in,
-    }
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object body, read with a size cap before parsing."""
-    if "application/json" not in request.headers.get("content-type", ""):
-        raise AccountError("unsupported_media_type", "send a JSON body with Content-Type: application/json", 415)
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise AccountError("body_too_large", f"body must be at most {MAX_BODY} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise AccountError("body_too_large", f"body must be at most {MAX_BODY} bytes", 413)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise AccountError("invalid_json", "body is not valid JSON", 400) from None
-    if not isinstance(data, dict):
-        raise AccountError("invalid_json", "body must be a JSON object", 400)
-    return data
-
-
-def _string_field(data: dict[str, Any], name: str, *, required: bool = True) -> str:
-    value = data.get(name, None if required else "")
-    if not isinstance(value, str) or (required and not value):
-        raise AccountError("invalid_field", f"'{name}' must be a non-empty string", 422)
-    return value
 
 
 class WindowCounter(Protocol):
@@ -84,59 +33,90 @@ class AttemptLimits:
     per_username: int
 
 
-async def check_attempts(limits: AttemptLimits, request: Request, username: str | None) -> None:
+async def check_attempts(limits: AttemptLimits, call: Call, username: str | None) -> None:
+    request = call.request
     address = request.client.host if request.client else "unknown"
     allowed = await limits.counters.hit(f"addr:{address}", "auth", limits.per_address, ADDRESS_WINDOW_S)
     if allowed and username is not None:
         allowed = await limits.counters.hit(f"name:{normalize_username(username)[:64]}", "login",
                                             limits.per_username, USERNAME_WINDOW_S)
     if not allowed:
-        raise AccountError("rate_limited", "too many attempts; wait a few minutes and try again", 429)
+        raise ApiError("rate_limited", "too many attempts; wait a few minutes and try again", 429, retry_after_s=60)
 
 
-def auth_routes(accounts: Accounts, limits: AttemptLimits) -> list[Route]:
-    async def signup(request: Request) -> Response:
+def grant_body(grant: Grant) -> dict[str, Any]:
+    return {
+        "user": {"id": grant.user.id, "username": grant.user.username,
+                 "display_name": grant.user.display_name},
+        "access_token": grant.access_token,
+        "refresh_token": grant.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": grant.expires_in,
+    }
+
+
+def _refused(exc: AccountError) -> ApiError:
+    return ApiError(exc.code, exc.message, exc.status, retry_after_s=60 if exc.status == 429 else None)
+
+
+_STR = {"type": "string"}
+GRANT = {"type": "object", "required": ["user", "access_token", "refresh_token", "token_type", "expires_in"],
+         "properties": {"user": {"type": "object", "properties": {"id": _STR, "username": _STR,
+                                                                  "display_name": _STR}},
+                        "access_token": _STR, "refresh_token": _STR, "token_type": {"const": "Bearer"},
+                        "expires_in": {"type": "integer"}}}
+CREDENTIALS = {"type": "object", "required": ["username", "password"],
+               "properties": {"username": _STR, "password": _STR, "display_name": _STR}}
+REFRESH = {"type": "object", "required": ["refresh_token"], "properties": {"refresh_token": _STR}}
+
+
+def auth_endpoints(accounts: Accounts, limits: AttemptLimits) -> list[Endpoint]:
+    async def signup(call: Call) -> Response:
+        await check_attempts(limits, call, None)
+        data = await call.json()
         try:
-            await check_attempts(limits, request, None)
-            data = await read_json_object(request)
             grant = await accounts.signup(
-                _string_field(data, "username"), _string_field(data, "password"),
-                _string_field(data, "display_name", required=False),
-                user_agent=request.headers.get("user-agent", ""),
-            )
+                text(data, "username", max_len=256, min_len=1), text(data, "password", max_len=1024, strip=False),
+                text(data, "display_name", max_len=256, default=""),
+                user_agent=call.request.headers.get("user-agent", ""))
         except AccountError as exc:
-            return error_response(exc.code, exc.message, exc.status)
-        return JSONResponse(grant_body(grant), status_code=201, headers={"Cache-Control": "no-store"})
+            raise _refused(exc) from None
+        return json_response(grant_body(grant), 201)
 
-    async def login(request: Request) -> Response:
+    async def login(call: Call) -> Response:
+        data = await call.json()
+        username = text(data, "username", max_len=256, min_len=1)
+        await check_attempts(limits, call, username)
         try:
-            data = await read_json_object(request)
-            await check_attempts(limits, request, _string_field(data, "username"))
-            grant = await accounts.login(_string_field(data, "username"), _string_field(data, "password"),
-                                         user_agent=request.headers.get("user-agent", ""))
+            grant = await accounts.login(username, text(data, "password", max_len=1024, strip=False),
+                                         user_agent=call.request.headers.get("user-agent", ""))
         except AccountError as exc:
-            return error_response(exc.code, exc.message, exc.status)
-        return JSONResponse(grant_body(grant), headers={"Cache-Control": "no-store"})
+            raise _refused(exc) from None
+        return json_response(grant_body(grant))
 
-    async def refresh(request: Request) -> Response:
+    async def refresh(call: Call) -> Response:
+        data = await call.json()
         try:
-            data = await read_json_object(request)
-            grant = await accounts.refresh(_string_field(data, "refresh_token"))
+            grant = await accounts.refresh(text(data, "refresh_token", max_len=512, min_len=1))
         except AccountError as exc:
-            return error_response(exc.code, exc.message, exc.status)
-        return JSONResponse(grant_body(grant), headers={"Cache-Control": "no-store"})
+            raise _refused(exc) from None
+        return json_response(grant_body(grant))
 
-    async def logout(request: Request) -> Response:
+    async def logout(call: Call) -> Response:
+        data = await call.json()
         try:
-            data = await read_json_object(request)
-            await accounts.logout(_string_field(data, "refresh_token"))
+            await accounts.logout(text(data, "refresh_token", max_len=512, min_len=1))
         except AccountError as exc:
-            return error_response(exc.code, exc.message, exc.status)
-        return Response(status_code=204)
+            raise _refused(exc) from None
+        return no_content()
 
     return [
-        Route("/api/v1/auth/signup", signup, methods=["POST"]),
-        Route("/api/v1/auth/login", login, methods=["POST"]),
-        Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
-        Route("/api/v1/auth/logout", logout, methods=["POST"]),
+        Endpoint("POST", "/api/v1/auth/signup", signup, "Create an account and log in", "auth", auth="none",
+                 request=CREDENTIALS, response=GRANT, status=201, errors=(409, 429)),
+        Endpoint("POST", "/api/v1/auth/login", login, "Log in with a username and password", "auth", auth="none",
+                 request=CREDENTIALS, response=GRANT, errors=(401, 429)),
+        Endpoint("POST", "/api/v1/auth/refresh", refresh, "Trade a refresh token for new tokens", "auth",
+                 auth="none", request=REFRESH, response=GRANT, errors=(401,)),
+        Endpoint("POST", "/api/v1/auth/logout", logout, "Revoke a refresh token", "auth", auth="none",
+                 request=REFRESH, status=204),
     ]

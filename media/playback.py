@@ -370,3 +370,21 @@ def media_api_route(db: asyncpg.Pool, tokens: AccessTokens, urls: UrlSigner, pos
 def playback_routes(ctx: MediaContext, urls: UrlSigner, posts: PostVisibility) -> list[BaseRoute]:
     """The node's delivery routes: ``/m/...`` objects and ``/api/v1/media/<id>``."""
     return [object_route(ctx.store, urls), media_api_route(ctx.db, ctx.tokens, urls, posts)]
+
+
+def playback_openapi() -> dict[str, Any]:
+    """The OpenAPI path of ``GET /api/v1/media/<upload id>`` (the root merges it into the API's)."""
+    url = {"type": ["string", "null"]}
+    return {"/api/v1/media/{upload_id}": {"get": {
+        "summary": "A media item's state, plan and signed URLs", "tags": ["media"],
+        "operationId": "get_media_upload_id", "security": [{"bearer": []}],
+        "parameters": [{"name": "upload_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id", "state", "urls"],
+                "properties": {"id": {"type": "string"}, "post_id": {"type": "string"},
+                               "state": {"enum": ["uploading", "processing", "good_enough", "upgraded", "failed"]},
+                               "urls": {"type": "object", "properties": {"hls": url, "poster": url}}}}}}},
+            "401": {"description": "not authenticated"},
+            "404": {"description": "not found, or not visible to the viewer"}}}}}

@@ -12,7 +12,11 @@ enqueue     complete            enqueued
 terminate   uploading           terminated  deleted
 expire      uploading           expired     failed
 reject      uploading           rejected    failed
+delete      complete, enqueued  deleted     (the post was deleted first)
 ==========  ==================  ==========  =================================
+
+An upload holds its bytes against the user's quota until it ends: terminated, expired, rejected,
+or deleted with its post.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class UploadState(StrEnum):
     TERMINATED = "terminated"  # deleted by the uploader
     EXPIRED = "expired"  # unfinished past its expiry
     REJECTED = "rejected"  # its content was refused
+    DELETED = "deleted"  # its post was deleted: quota returned, objects removed
 
 
 class UploadEvent(StrEnum):
@@ -45,16 +50,18 @@ class UploadEvent(StrEnum):
     TERMINATE = "terminate"
     EXPIRE = "expire"
     REJECT = "reject"
+    DELETE = "delete"
 
 
 S, E = UploadState, UploadEvent
 TRANSITIONS: dict[UploadState, dict[UploadEvent, UploadState]] = {
     S.UPLOADING: {E.PUBLISH: S.COMPLETE, E.TERMINATE: S.TERMINATED, E.EXPIRE: S.EXPIRED, E.REJECT: S.REJECTED},
-    S.COMPLETE: {E.ENQUEUE: S.ENQUEUED},
-    S.ENQUEUED: {},
+    S.COMPLETE: {E.ENQUEUE: S.ENQUEUED, E.DELETE: S.DELETED},
+    S.ENQUEUED: {E.DELETE: S.DELETED},
     S.TERMINATED: {},
     S.EXPIRED: {},
     S.REJECTED: {},
+    S.DELETED: {},
 }
 #: Uploads that hold their bytes against the user's quota (and, unfinished, an open-upload slot).
 LIVE_STATES = (S.UPLOADING.value, S.COMPLETE.value, S.ENQUEUED.value)
@@ -206,6 +213,20 @@ async def end(db: asyncpg.Pool, posts: DraftPosts, upload: Upload, ending: Uploa
             return None
         await posts.upload_ended(conn, upload.post_id, deleted=ending is UploadState.TERMINATED)
     return Upload.from_row(row)
+
+
+async def delete(db: asyncpg.Pool, upload_id: str) -> Upload | None:
+    """complete | enqueued -> deleted (its post is gone). None if it was in neither state."""
+    sources, target = moves(UploadEvent.DELETE)
+    row = await db.fetchrow(
+        """UPDATE media_uploads SET state = $2, tail_key = NULL, updated_at = now()
+           WHERE id = $1 AND state = ANY($3::text[]) RETURNING *""", upload_id, target.value, sources)
+    return None if row is None else Upload.from_row(row)
+
+
+async def of_post(db: asyncpg.Pool, post_id: str) -> list[Upload]:
+    rows = await db.fetch("SELECT * FROM media_uploads WHERE post_id = $1", post_id)
+    return [Upload.from_row(r) for r in rows]
 
 
 async def due_for_expiry(db: asyncpg.Pool, limit: int = 100) -> list[Upload]:

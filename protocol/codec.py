@@ -359,6 +359,12 @@ def _as_map(frame: F.Frame) -> dict[str, Any]:
 
 # One packer, reused: no Python callback runs inside ``pack`` (nested frames are converted above),
 # so a call never releases the GIL halfway and sharing it between threads is safe.
+def as_map(frame: F.Frame) -> dict[str, Any]:
+    """``frame`` as the plain map its encoding carries (``t`` first, defaults left out): what a
+    JSON API returns when it shows a frame, e.g. a room's last message."""
+    return _as_map(frame)
+
+
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -135,6 +136,25 @@ class ChatStore:
         )
         out = [message_from_row(r) for r in rows[:limit]]
         return out, len(rows) > limit
+
+    async def summaries(self, room_ids: Sequence[str], user: str) -> dict[str, dict[str, Any]]:
+        """Per room: its last message (a ``chat.msg`` as a map, or None), its last offset, and how
+        many messages came after ``user``'s read receipt. One query for every room."""
+        rows = await self.db.fetch(
+            f"""WITH wanted AS (SELECT id, last_seq FROM rooms WHERE id = ANY($1::uuid[]))
+               SELECT w.id AS room, w.last_seq,
+                      COALESCE((SELECT seq FROM receipts WHERE room_id = w.id AND user_id = $2 AND kind = 'read'),
+                               0) AS read_seq,
+                      last.*
+               FROM wanted w LEFT JOIN LATERAL (
+                   {MESSAGE_SELECT} WHERE m.room_id = w.id AND m.seq = w.last_seq) AS last ON true""",  # noqa: S608
+            [uuid.UUID(r) for r in room_ids], uuid.UUID(user))
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            last = codec.as_map(message_from_row(row)) if row["mid"] is not None else None
+            out[str(row["room"])] = {"last_message": last, "last_offset": int(row["last_seq"]),
+                                     "unread": max(0, int(row["last_seq"]) - int(row["read_seq"]))}
+        return out
 
     async def receipt(self, room: str, user: str, kind: str, offset: int) -> bool:
         """Move ``user``'s delivered/read position forward (never back, never past the room's last

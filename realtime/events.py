@@ -13,9 +13,10 @@ The event may still be stored after the deadline; its idempotency key makes a re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from protocol.frames import MEDIA_PHASES, FeedUpdate, Frame, MediaEvent
+from protocol.frames import MEDIA_PHASES, Event, FeedUpdate, Frame, MediaEvent
 from realtime.broker import RedisBroker
 from realtime.channels import REVOKE_KIND
 from realtime.store import Appending, ChannelStore
@@ -59,6 +60,27 @@ class EventSink:
 
         async with asyncio.timeout(self.timeout_s):
             await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
+
+    async def feed_updates(self, user_ids: Sequence[str], kind: str, data: dict[str, object],
+                           idem_key: str | None = None) -> None:
+        """``feed_update`` for many users at once: their events go to PostgreSQL in group-commit
+        batches and to Redis in pipelines, not one round trip each."""
+        await asyncio.gather(*(self.feed_update(user, kind, data, idem_key) for user in user_ids))
+
+    async def channel_event(self, channel: str, sender: str, data: dict[str, object],
+                            idem_key: str | None = None) -> int:
+        """Store an ``event`` frame on ``channel`` (a ``post:`` or ``user:`` channel; rooms carry
+        chat) as if ``sender`` had published ``data`` there, and publish it. Returns its offset."""
+        if channel.startswith("room:"):
+            raise ValueError("room channels carry chat; use a member's feed for room changes")
+        payload: dict[str, Any] = dict(data)
+
+        def build(epoch: str, offset: int, mid: str, ts: int) -> Frame:
+            return Event(ch=channel, epoch=epoch, offset=offset, mid=mid, sender=sender, data=payload, ts=ts)
+
+        async with asyncio.timeout(self.timeout_s):
+            stored = await self.writer.append(Appending(channel, "event", sender, idem_key, build, Event.TYPE))
+        return stored.offset
 
     async def revoke(self, channel: str, user: str) -> None:
         """End ``user``'s subscriptions of ``channel`` on every node (``unsub.ok`` with id 0)."""

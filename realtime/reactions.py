@@ -9,6 +9,7 @@ viral post therefore costs one ``react.counts`` frame per window per watcher, no
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -43,6 +44,18 @@ class ReactionStore:
                 target_kind, target_id, emoji, 1 if on else -1,
             )
             return True
+
+    async def counts_of(self, target_kind: str, target_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Counts of many targets in one query (timelines show them beside each post)."""
+        rows = await self.db.fetch(
+            """SELECT target_id, emoji, count FROM reaction_counts
+               WHERE target_kind = $1 AND target_id = ANY($2::text[]) AND count > 0""",
+            target_kind, list(target_ids),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(str(r["target_id"]), {})[str(r["emoji"])] = int(r["count"])
+        return out
 
     async def counts(self, target_kind: str, target_id: str) -> dict[str, int]:
         rows = await self.db.fetch(

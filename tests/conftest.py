@@ -219,6 +219,7 @@ class RunningNode:
     http_url: str
     ws_url: str
     settings: Settings
+    app: Any = None  # the node's Starlette application (its routes)
 
 
 @contextlib.asynccontextmanager
@@ -231,7 +232,8 @@ async def serve_node(settings: Settings, services: Services, **open_args: Any) -
 
     settings = with_node(settings, port=free_port(), ws_port=0)
     parts = await NodeParts.open(settings, services, **open_args)
-    server = uvicorn.Server(uvicorn_config(build_app(parts), settings))
+    app = build_app(parts)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
@@ -242,7 +244,7 @@ async def serve_node(settings: Settings, services: Services, **open_args: Any) -
     assert server.started, "test node did not start"
     try:
         yield RunningNode(http_url=f"http://127.0.0.1:{settings.node.port}",
-                          ws_url=f"ws://127.0.0.1:{parts.ws_port}/ws", settings=settings)
+                          ws_url=f"ws://127.0.0.1:{parts.ws_port}/ws", settings=settings, app=app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)

@@ -17,4 +17,7 @@ def test_endings_are_terminal_and_hold_no_quota() -> None:
     for ending, event in ENDINGS.items():
         assert TRANSITIONS[ending] == {} and moves(event)[1] is ending
         assert ending.value not in LIVE_STATES
-    assert TRANSITIONS[UploadState.ENQUEUED] == {}
+    # A finished upload ends only with its post: deleted, and its bytes leave the quota.
+    assert TRANSITIONS[UploadState.ENQUEUED] == {UploadEvent.DELETE: UploadState.DELETED}
+    assert moves(UploadEvent.DELETE) == (["complete", "enqueued"], UploadState.DELETED)
+    assert UploadState.DELETED.value not in LIVE_STATES and TRANSITIONS[UploadState.DELETED] == {}
