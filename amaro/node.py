@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from amaro.http import ApiCors, RequestContext, health_routes
-from amaro.infra.connect import open_redis
+from amaro.infra.connect import listen_connection, open_redis
 from amaro.parts import close_media, feed_api, open_media, openapi_route, token_signer, url_signer
 from amaro.services import Services
 from amaro.settings import Settings
@@ -29,6 +29,7 @@ from feed.app import FeedApi
 from feed.cache import Invalidations
 from feed.passwords import PasswordHasher
 from feed.tokens import TokenSigner
+from feed.warming import Activity, Warmer, run_warming
 from feed.web import Endpoint
 from media.app import drain_uploads, upload_routes
 from media.cleanup import run_cleanup, run_key_rotation
@@ -51,6 +52,8 @@ class NodeParts:
     media: MediaContext
     feed: FeedApi
     invalidations: Invalidations
+    activity: Activity
+    warmer: Warmer
     serve_uploads: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -69,9 +72,14 @@ class NodeParts:
         # takes no uploads still has one.
         media = await open_media(settings, services.redis, services.db, events=hub.events, tokens=signer)
         feed = feed_api(settings, services, hub, media, signer)
+        hub.hub.reaction_observer = feed.social.reactions  # reaction.created, reaction totals' cache
+        activity = Activity(services.redis)
+        hub.hub.arrivals = activity  # when people usually arrive: warming ahead of them
+        warmer = Warmer(services.redis, feed.social.timelines, budget=settings.feed.warm_budget,
+                        max_load=settings.feed.warm_max_load)
         serve_uploads = settings.node.hub_uploads if uploads is None else uploads
         return cls(settings, services, signer, accounts, access, hub_redis, hub, media, feed,
-                   Invalidations(services.redis, feed.caches.all()), serve_uploads)
+                   Invalidations(services.redis, feed.caches.all()), activity, warmer, serve_uploads)
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint of ``/api/v1`` this node serves, in the API's own terms (OpenAPI)."""
@@ -100,9 +108,16 @@ class NodeParts:
         node = self.settings.node
         await self.hub.start(node.host, node.ws_port)
         self.invalidations.start()
+        database_url = self.settings.services.database_url
+        # Publications in other processes (NARA-1r's) and graph changes reach the hubs as
+        # notifications, on a connection of the node's own (feed/announce.py).
+        self.feed.social.start(lambda: listen_connection(database_url))
+        self._tasks = [asyncio.create_task(run_warming(self.activity, self.warmer,
+                                                       interval_s=self.settings.feed.warm_interval_s),
+                                           name="feed-warming")]
         if self.serve_uploads:
-            self._tasks = [asyncio.create_task(run_cleanup(self.media), name="media-cleanup"),
-                           asyncio.create_task(run_key_rotation(self.media), name="media-key-rotation")]
+            self._tasks += [asyncio.create_task(run_cleanup(self.media), name="media-cleanup"),
+                            asyncio.create_task(run_key_rotation(self.media), name="media-key-rotation")]
 
     async def drain(self) -> None:
         """Tell sockets to reconnect elsewhere and let uploads commit what arrived, together."""
@@ -116,6 +131,7 @@ class NodeParts:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.feed.social.stop()
         await self.invalidations.stop()
         await self.hub.stop()
         await self.hub_redis.aclose(close_connection_pool=True)

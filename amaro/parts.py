@@ -5,19 +5,22 @@ part, the object the root hands it for the protocol it declared.
 consumer (protocol)      what it needs                               wired to
 =======================  ==========================================  ============================
 realtime ``Access``      room membership, post and online visibility  ``feed.access.Access``
+                         (blocks included), friends (online:friends)
 realtime ``AccessTokens``  the user of an access token               ``feed.tokens.TokenSigner``
 feed ``WindowCounter``   fixed windows shared by every node           ``realtime.limits.UserLimits``
 feed ``Subscriptions``   end a user's subscriptions everywhere        ``realtime.events.EventSink``
 feed ``FeedEvents``      feed frames and post events, durable         ``realtime.events.EventSink``
 feed ``RoomActivity``    rooms' last message and unread counts        ``realtime.chat.ChatStore``
 feed ``ReactionCounts``  reaction totals shown with posts             ``realtime.reactions.ReactionStore``
-feed ``PostMedia``       a deleted post's upload and objects          ``media.removal.PostRemoval``
+feed ``PostMedia``       a deleted post's upload and objects, the     ``media.removal.PostRemoval``
+                         post of an upload
+realtime ``ReactionObserver``  a reaction stored: feed events, caches  ``feed.social.PostReactions``
 media ``AccessTokens``   the user of an access token                  ``feed.tokens.TokenSigner``
 media ``DraftPosts``     the upload's post                            ``feed.posts.PostStates``
 media ``PostVisibility``  who may play a post's media                 ``feed.access.Access``
 media ``MediaEvents``    events to the uploader's socket              ``realtime.events.EventSink``
 nara ``EventSink``       events to the uploader's socket              ``realtime.events.EventSink``
-nara ``Posts``           the media's post                             ``feed.posts.PostStates``
+nara ``Posts``           the media's post (published when ready)      ``feed.posts.PostStates``
 nara ``MediaStore``      decrypted originals, stored outputs          ``media.worker_store.WorkerStore``
 =======================  ==========================================  ============================
 
@@ -114,7 +117,8 @@ def feed_api(settings: Settings, services: Services, hub: HubNode, media: MediaC
         db=services.db, redis=services.redis, tokens=tokens, events=hub.events,
         cursors=Cursors(_derived_key(settings, b"amaro-feed-cursor/v1")), limits=hub.limits, settings=feed,
         auth=settings.auth, rooms=ChatStore(services.db), reactions=ReactionStore(services.db),
-        media=PostRemoval(media), caches=FeedCaches(posts=cache("posts"), profiles=cache("profiles")),
+        media=PostRemoval(media), caches=FeedCaches(posts=cache("posts"), profiles=cache("profiles"),
+                                                    reactions=cache("reactions"), relations=cache("relations")),
     )
 
 

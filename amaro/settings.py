@@ -201,6 +201,8 @@ VARIABLES: tuple[Variable, ...] = (
       "no warming while the load average per CPU is above this"),
     v("AMARO_FEED_PUBLIC_MAX_AGE", "feed.public_max_age_s", integer(0), SERVING,
       "`Cache-Control: max-age` of public posts and profiles, seconds (CDNs may keep them that long)"),
+    v("AMARO_FEED_ANNOUNCE_SWEEP", "feed.announce_sweep_s", number(0.1), SERVING,
+      "seconds between sweeps for published posts nobody announced yet (a node died) and deleted posts' media"),
     v("AMARO_LOG_FORMAT", "node.log_format", choice("auto", "json", "console"), ALL,
       "`auto`: console on a terminal, JSON otherwise"),
     v("AMARO_LOG_LEVEL", "node.log_level", choice("debug", "info", "warning", "error"), ALL, "least level logged"),

@@ -8,7 +8,7 @@ module                  endpoints
 ``api_graph.py``        profiles, follows, follow requests, blocks: ``/api/v1/users/*``, ``/api/v1/me*``
 ``api_rooms.py``        rooms and members: ``/api/v1/rooms*``
 ``api_posts.py``        posts and comments: ``/api/v1/posts*``, ``/api/v1/comments/*``
-``api_timelines.py``    home and profile timelines: ``/api/v1/timelines/*``
+``api_timelines.py``    home and profile timelines: ``/api/v1/timelines/home``, ``/api/v1/users/{id}/posts``
 ======================  ===================================================================
 """
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -26,6 +27,9 @@ from feed.cache import Cache
 from feed.config import AuthSettings, FeedSettings
 from feed.events import FeedEvents
 from feed.web import AccessTokens, Cursors, Endpoint
+
+if TYPE_CHECKING:
+    from feed.social import Social
 
 
 class RoomActivity(Protocol):
@@ -53,16 +57,27 @@ class PostMedia(Protocol):
         stored objects are removed."""
         ...
 
+    async def post_of_upload(self, upload_id: str, user_id: str) -> str | None:
+        """The post of ``user_id``'s upload ``upload_id`` (None: no such upload of theirs)."""
+        ...
+
 
 @dataclass
 class FeedCaches:
-    """The feed's caches (cache.py): posts, profiles and counters by id."""
+    """The feed's caches (cache.py): posts, profiles and counters by id.
+
+    ``reactions``: key = post id, value = its reaction totals (emoji -> count), dropped when the
+    hub stores a reaction. ``relations``: key = user id, value = whom they follow and who stands
+    behind a block with them (feed/viewers.py); whoever changes a follow or block drops both users'
+    (``api.social.viewers.changed``; the database also announces it, feed/announce.py)."""
 
     posts: Cache
     profiles: Cache
+    reactions: Cache
+    relations: Cache
 
     def all(self) -> list[Cache]:
-        return [self.posts, self.profiles]
+        return [self.posts, self.profiles, self.reactions, self.relations]
 
 
 @dataclass
@@ -81,6 +96,13 @@ class FeedApi:
     reactions: ReactionCounts
     media: PostMedia
     caches: FeedCaches
+
+    @cached_property
+    def social(self) -> Social:
+        """Posts, comments, timelines and their announcer, one set per node (feed/social.py)."""
+        from feed.social import Social
+
+        return Social(self)
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint of the social domain (auth endpoints are added by the root beside them)."""

@@ -33,3 +33,4 @@ class FeedSettings:
     warm_budget: int = 500  # users whose timelines one round may warm
     warm_max_load: float = 0.7  # no warming while the load average per CPU is above this
     public_max_age_s: int = 30  # Cache-Control max-age of public posts and profiles (CDNs)
+    announce_sweep_s: float = 5.0  # between two sweeps for posts nobody announced (a node died)

@@ -7,16 +7,37 @@ Feed kinds (``feed.kind``; ``data`` carries ids and small summaries, full object
 ===================  =====================================================================
 kind                 to whom, when
 ===================  =====================================================================
-``post.created``     the author's followers (and the author), when a post is published
-``post.updated``     the author, when a post's text or visibility changes, or its media upgrades
-``post.deleted``     the author's followers (and the author), when a post is deleted
-``comment.created``  a post's watchers (its author and commenters), but not the commenter
-``reaction.created`` a post's author, when someone reacts to it
-``follow.new``       the followed user
-``follow.request``   a private account's owner, when someone asks to follow
-``follow.accepted``  the requester, when the owner accepts
-``room.added``       a user added to a room (``room.updated``, ``room.removed`` likewise)
+``post.created``     the author's followers (unless the post is private) and the author, when a
+                     post is published (a media post: when its media is good enough); ``data``:
+                     post (id, kind, visibility, author: small profile)
+``post.updated``     the author, when a post's body or visibility changes, or its media upgrades;
+                     ``data``: post (id), changes (body|visibility|media)
+``post.deleted``     the author's followers (unless the post was private) and the author, when a
+                     published post is deleted; ``data``: post (id)
+``comment.created``  a post's watchers (its author and commenters) who may see it, but not the
+                     commenter nor anyone a block stands between with them; ``data``: post (id),
+                     comment (id, parent_id, author: small profile)
+``reaction.created`` a post's author, when someone else reacts to it; ``data``: post (id), emoji,
+                     user (small profile)
+``follow.new``       the followed user; ``data``: user (the follower's small profile: id,
+                     username, display_name)
+``follow.request``   a private account's owner, when someone asks to follow; ``data``: user
+                     (the requester's small profile)
+``follow.accepted``  the requester, when the owner accepts (or turns the account public);
+                     ``data``: user (the owner's small profile)
+``room.added``       users who joined a room (created with them, added, a direct room opened),
+                     the creator too; ``data``: room, kind, title, by
+``room.removed``     a user removed from a room, leaving it (their other devices) or whose direct
+                     room a block closed; ``data``: room, by, reason (removed|left|closed)
+``room.updated``     the members who stay, when a room's title, members or roles change; the
+                     member alone when they mute or unmute it; ``data``: room, by, change
+                     (title|members|roles|muted) and its fields (title, added, removed,
+                     members_count, roles: {user: role}, muted)
 ===================  =====================================================================
+
+``event`` frames on ``post:<id>`` (``data.type``): ``comment.created`` (``comment``: the comment
+as ``GET .../comments`` lists it), ``comment.deleted`` (``comment_id``), ``post.deleted``
+(``post_id``).
 """
 
 from __future__ import annotations

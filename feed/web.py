@@ -338,7 +338,8 @@ def openapi_paths(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                                     "content": {"application/json": {"schema": ERROR_SCHEMA}}}
         op: dict[str, Any] = {"summary": e.summary, "tags": [e.tag], "operationId": _operation_id(e),
                               "responses": responses}
-        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        params = [{"name": p, "in": "path", "required": True,
+                   "schema": {"type": "string", "format": "uuid"} if p.endswith("id") else {"type": "string"}}
                   for p in _path_params(e.path)]
         params += [{"name": q, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
                    for q, d in e.query.items()]

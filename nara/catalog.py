@@ -8,7 +8,8 @@ playable and then turns out truncated ends ``failed``); ``upgraded`` is final.
 
 Posts follow their media in the same transaction, through the feed's post lifecycle (``Posts``,
 wired by the composition root): ``good_enough`` publishes the post (a video post appears as soon as
-it can play), ``failed`` marks it failed. Whether a post may still move is the feed's rule.
+it can play; ``upgraded`` upgrades it in place), ``failed`` marks it failed. Whether a post may
+still move is the feed's rule.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ class Catalog(Protocol):
 class Posts(Protocol):
     """The post a media item belongs to, changed on the caller's connection (its transaction)."""
 
-    async def media_ready(self, conn: Conn, post_id: str, media_id: str, author_id: str) -> None: ...
+    async def media_ready(self, conn: Conn, post_id: str, media_id: str, author_id: str, kind: str = "video") -> None:
+        """Good enough or upgraded: publish the post as an ``image`` or ``video`` post (the last
+        statement before the commit: publishing orders the post in timelines under a lock held
+        until then)."""
 
     async def media_failed(self, conn: Conn, post_id: str, author_id: str) -> None: ...
 
@@ -161,7 +165,7 @@ class PgCatalog:
                     if post is None:
                         return
                     if state in PLAYABLE:
-                        await self.posts.media_ready(conn, str(post), str(media_id), str(owner))
+                        await self.posts.media_ready(conn, str(post), str(media_id), str(owner), kind=args[0])
                     elif state == MediaState.FAILED:
                         await self.posts.media_failed(conn, str(post), str(owner))
         except TimeoutError:

@@ -7,7 +7,9 @@ channel            subscribe                                     publish (``pub`
 ``user:<id>``      that user only                                nobody (server events only)
 ``post:<id>``      who can see the post                          same as subscribe
 ``online:<id>``    that user, users they follow or who follow    nobody (presence only)
-                   them
+                   them, unless a block stands between them
+``online:friends`` any user: the presence of their friends        nobody (presence only)
+                   (``Access.friends``), re-labelled
 =================  ============================================  ================================
 
 The social rules behind "member", "can see" and "friends" are not the hub's: the feed owns them
@@ -22,6 +24,8 @@ from typing import Protocol
 from protocol.errors import ErrorCode, ProtocolError
 
 KINDS = ("room", "user", "post", "online")
+#: The one channel whose name is not an id: the presence of the subscriber's friends (hub.py).
+FRIENDS = "online:friends"
 #: Kind of the internal routed event that ends a user's subscriptions of a channel on every node.
 REVOKE_KIND = "hub.revoke"
 
@@ -39,10 +43,18 @@ class Access(Protocol):
 
     async def can_see_online(self, user: str, other: str) -> bool: ...
 
+    async def friends(self, user: str) -> list[str]:
+        """The users whose presence ``user``'s ``online:friends`` shows: each one ``user`` may
+        see online (``can_see_online``), the most recent first, a bounded number (the feed's cap)."""
+        ...
+
 
 def parse_channel(channel: str) -> tuple[str, str]:
     """``"room:<id>"`` -> ``("room", "<id>")``. Raises ``ChannelError`` for an unknown kind or an id
-    that is not a UUID in its canonical spelling (every id in the system is one)."""
+    that is not a UUID in its canonical spelling (every id in the system is one), except
+    ``online:friends``."""
+    if channel == FRIENDS:
+        return "online", "friends"
     kind, sep, ident = channel.partition(":")
     if not sep or kind not in KINDS:
         raise ChannelError(f"unknown channel {channel[:80]!r}")
@@ -70,6 +82,8 @@ class Permissions:
             return ident == user
         if kind == "post":
             return await self.access.can_see_post(user, ident)
+        if channel == FRIENDS:
+            return True  # whom it shows is decided per friend (Access.friends)
         return await self.access.can_see_online(user, ident)
 
     async def can_publish(self, user: str, channel: str) -> bool:

@@ -64,6 +64,8 @@ class Subscription:
     presence: bool
     offset: int = 0  # last durable offset queued to the client
     buffer: list[tuple[int, bytes]] | None = field(default_factory=list)  # None once live
+    #: ``online:friends`` only: the ``online:<friend>`` channels whose presence it relays (hub.py).
+    relays: set[str] | None = None
 
 
 class Connection:

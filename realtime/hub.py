@@ -13,6 +13,18 @@ Recovery without gap or duplicate. A ``sub`` with a position first joins the cha
 "buffering" mode, so live events are kept aside; then the missed range ``(offset, top]`` is read
 (Redis, else PostgreSQL), ``sub.ok`` is sent followed by the missed events, then the buffered live
 events above ``top``, and the subscription goes live. The whole gap is sent, or ``recovered=False``.
+
+Friends' presence (``online:friends``). A subscription of ``online:friends`` is a relay: on
+subscribe the hub asks ``Access.friends`` once (a bounded list), registers the subscription as a
+*relay* of each ``online:<friend>`` channel (``LocalChannel.relays``; the node registers interest in
+those channels like for any subscriber, and its heartbeat and sweep cover them), answers ``sub.ok``
+and one ``presence.snap`` of the friends online (one pipelined Redis round trip per 100 friends).
+From then on nothing is done per friend: a ``presence.join``/``leave`` routed on ``online:<f>``
+reaches the relays of that channel like any subscriber, re-labelled ``online:friends`` (encoded
+once per event and node). ``online:<f>`` carries only ``f``'s own presence (the hub joins a user
+to their own online channel and nobody else), so the re-labelled frame names ``f``. A revoke of
+``online:<f>`` for a user (a block, an unfollow that ends the relationship) drops that user's relay
+there and tells them ``f`` left. A friend gained later shows from the next subscribe.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -36,7 +48,7 @@ from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.session import ServerSession, State
 from realtime import keys
 from realtime.broker import RedisBroker, Routed
-from realtime.channels import REVOKE_KIND, ChannelError, Permissions, parse_channel
+from realtime.channels import FRIENDS, REVOKE_KIND, ChannelError, Permissions, parse_channel
 from realtime.chat import ChatStore, Outgoing
 from realtime.config import HubConfig
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
@@ -51,7 +63,7 @@ from realtime.metrics import (
     frames_out,
 )
 from realtime.presence import Presence
-from realtime.reactions import ReactionStore
+from realtime.reactions import ReactionObserver, ReactionStore
 from realtime.store import Appending, ChannelStore
 from realtime.typing_ import TypingState
 from realtime.writers import ChatWriter, EventWriter
@@ -64,6 +76,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     RedisError, OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
 )
 REPLAY_STALL_S = 10.0  # a resuming client that reads nothing for this long is cut off
+#: The position ``sub.ok`` gives ``online:friends``: it carries presence only, nothing durable.
+FRIENDS_EPOCH = "friends"
 
 
 def denied(message: str, request_id: int = 0) -> ProtocolError:
@@ -82,6 +96,8 @@ class LocalChannel:
     activating: asyncio.Future[None] | None = None
     early: list[Routed] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: ``online:<id>`` only: the ``online:friends`` subscriptions relaying its presence, by connection.
+    relays: dict[str, Subscription] | None = None
 
 
 class ChannelIndex:
@@ -119,6 +135,12 @@ class ChannelIndex:
 Handler = Callable[["Connection", Any], Awaitable[None]]
 
 
+class Arrivals(Protocol):
+    def arrived(self, user: str) -> None:
+        """A socket of ``user`` opened. Called on the event loop: must not block or await."""
+        ...
+
+
 class Hub:
     def __init__(self, config: HubConfig, *, redis: aioredis.Redis, broker: RedisBroker, presence: Presence,
                  store: ChannelStore, chat: ChatStore, reactions: ReactionStore, permissions: Permissions) -> None:
@@ -129,6 +151,10 @@ class Hub:
         self.store = store
         self.chat = chat
         self.reactions = reactions
+        #: Told of every reaction that changed (the composition root wires the feed's).
+        self.reaction_observer: ReactionObserver | None = None
+        #: Told of every socket that opens (the feed learns when people usually arrive: warming).
+        self.arrivals: Arrivals | None = None
         self.permissions = permissions
         self.config = config
         self.max_frame = config.max_frame
@@ -212,6 +238,8 @@ class Hub:
         conn = Connection(self, transport, session, conn_id, user)
         self.connections[conn_id] = conn
         CONNECTIONS.inc()
+        if self.arrivals is not None:
+            self.arrivals.arrived(user)
         online = f"online:{user}"
         conn.presence_channels.add(online)
         try:
@@ -318,12 +346,16 @@ class Hub:
         conn = sub.conn
         if conn.subs.get(sub.channel) is sub:
             del conn.subs[sub.channel]
+        if sub.relays is not None:
+            relays, sub.relays = sub.relays, set()
+            for name in relays:
+                self._drop_relay(name, sub)
         lc = self.index.get(sub.channel)
         if lc is None:
             return
         if lc.subs.get(conn.id) is sub:
             del lc.subs[conn.id]
-        if not lc.subs:
+        if not lc.subs and not lc.relays:
             # No explicit unwatch: a ZREM racing a new subscriber's watch could unregister a node that
             # holds subscribers again. The registration simply lapses (interest TTL) once the
             # heartbeat stops refreshing it; events routed meanwhile are dropped on arrival.
@@ -349,6 +381,8 @@ class Hub:
                 if presence_only and not sub.presence:
                     continue
                 queued += sub.conn.push(routed.payload, routed.kind, ephemeral=True)
+            if presence_only and lc.relays:
+                queued += self._relay(lc, routed.kind)
             if queued:
                 frames_out(routed.kind).inc(queued)
             return
@@ -358,11 +392,71 @@ class Hub:
         await self._deliver_durable(lc, routed)
 
     def _revoke(self, lc: LocalChannel, user: str) -> None:
-        """``user`` lost access to ``lc``: end their subscriptions here (server-initiated unsub)."""
+        """``user`` lost access to ``lc``: end their subscriptions here (server-initiated unsub),
+        and take the channel's user out of their ``online:friends`` (a leave)."""
         for sub in list(lc.subs.values()):
             if sub.conn.user == user:
                 self._drop_subscription(sub)
                 sub.conn.send(F.Unsubscribed(id=0, ch=lc.name))
+        for sub in list((lc.relays or {}).values()):
+            if sub.conn.user == user:
+                if sub.relays is not None:
+                    sub.relays.discard(lc.name)
+                self._drop_relay(lc.name, sub)
+                sub.conn.send(F.PresenceLeave(ch=FRIENDS, user=lc.name.partition(":")[2]))
+
+    # -- online:friends (see the module's docstring) -------------------------------------------------------
+
+    def _relay(self, lc: LocalChannel, kind: str) -> int:
+        """A presence change of ``lc`` (``online:<friend>``) to its relays, as ``online:friends``."""
+        friend = lc.name.partition(":")[2]
+        frame = F.PresenceJoin(ch=FRIENDS, user=friend) if kind == F.PresenceJoin.TYPE else \
+            F.PresenceLeave(ch=FRIENDS, user=friend)
+        data = codec.encode(frame)
+        return sum(sub.conn.push(data, kind, ephemeral=True) for sub in list((lc.relays or {}).values()))
+
+    def _drop_relay(self, name: str, sub: Subscription) -> None:
+        lc = self.index.get(name)
+        if lc is None or lc.relays is None or lc.relays.get(sub.conn.id) is not sub:
+            return
+        del lc.relays[sub.conn.id]
+        if not lc.subs and not lc.relays:
+            self.index.discard(lc)
+
+    async def _subscribe_friends(self, conn: Connection, frame: F.Subscribe) -> None:
+        relays: set[str] = set()
+        sub = Subscription(conn, FRIENDS, True, buffer=None, relays=relays)
+        conn.subs[FRIENDS] = sub
+        try:
+            friends = await self.permissions.access.friends(conn.user)
+        except BaseException:
+            self._drop_subscription(sub)
+            raise
+        if not self._answer_sub(sub, frame, FRIENDS_EPOCH, 0, True):
+            return
+        unwatched: list[str] = []
+        for friend in friends:
+            name = f"online:{friend}"
+            lc = self.index.get_or_create(name)
+            if lc.relays is None:
+                lc.relays = {}
+            lc.relays[conn.id] = sub
+            relays.add(name)
+            if not lc.ready:
+                unwatched.append(name)  # no subscriber here watched it: register this node now
+        await self.broker.refresh(unwatched)
+        await self._friends_snapshot(conn, sub, frame.id)
+
+    async def _friends_snapshot(self, conn: Connection, sub: Subscription, request_id: int) -> None:
+        present, gone = await self.presence.occupied(sorted(sub.relays or ()))
+        for ch, user in gone:
+            self.broadcast_soon(ch, F.PresenceLeave(ch=ch, user=user))
+        if conn.subs.get(FRIENDS) is not sub or conn.closing:
+            return
+        users = sorted(name.partition(":")[2] for name in present)
+        limit = self.presence.config.snapshot_limit
+        conn.send(F.PresenceSnapshot(ch=FRIENDS, users=tuple(users[:limit]), count=len(users),
+                                     truncated=len(users) > limit, id=request_id))
 
     async def _deliver_durable(self, lc: LocalChannel, routed: Routed) -> None:
         async with lc.lock:
@@ -457,6 +551,9 @@ class Hub:
             raise ProtocolError(exc.message, ErrorCode.CHANNEL_NOT_FOUND, frame.id) from None
         if not allowed:
             raise denied(f"not allowed to subscribe to {ch}", frame.id)
+        if ch == FRIENDS:
+            await self._subscribe_friends(conn, frame)
+            return
         wants_presence = frame.presence or kind == "online"
         sub = Subscription(conn, ch, wants_presence)
         lc = self.index.get_or_create(ch)
@@ -471,14 +568,8 @@ class Hub:
         except BaseException:
             self._drop_subscription(sub)
             raise
-        if conn.subs.get(ch) is not sub or conn.closing:
-            return  # unsubscribed or gone meanwhile
-        try:
-            ok = conn.session.subscribed(frame, epoch=epoch, offset=top, recovered=recovered)
-        except ProtocolError:
-            self._drop_subscription(sub)
+        if not self._answer_sub(sub, frame, epoch, top, recovered):
             return
-        conn.push(codec.encode(ok), ok.TYPE)
         sub.offset = top
         # Pace the replay by the writer: a long gap must not overflow the outbox by itself.
         pace = self.config.outbox_bytes // 2
@@ -497,6 +588,20 @@ class Hub:
                 conn.push(data, "buffered")
         if wants_presence:
             await self._presence_on_subscribe(conn, sub, kind, frame.id)
+
+    def _answer_sub(self, sub: Subscription, frame: F.Subscribe, epoch: str, offset: int, recovered: bool) -> bool:
+        """Send ``sub.ok`` for ``sub``; False (and nothing sent) when it was unsubscribed or its
+        socket went while it was being set up."""
+        conn = sub.conn
+        if conn.subs.get(sub.channel) is not sub or conn.closing:
+            return False
+        try:
+            ok = conn.session.subscribed(frame, epoch=epoch, offset=offset, recovered=recovered)
+        except ProtocolError:
+            self._drop_subscription(sub)
+            return False
+        conn.push(codec.encode(ok), ok.TYPE)
+        return True
 
     async def _recover(self, ch: str, epoch: str, offset: int, current_epoch: str,
                        top: int) -> tuple[bool, list[tuple[int, bytes]]]:
@@ -565,6 +670,10 @@ class Hub:
             await self._broadcast(ch, F.TypingNotice(ch=ch, user=user, active=False))
 
     async def _on_presence_query(self, conn: Connection, frame: F.PresenceQuery) -> None:
+        friends = conn.subs.get(FRIENDS) if frame.ch == FRIENDS else None
+        if friends is not None:
+            await self._friends_snapshot(conn, friends, frame.id)
+            return
         snap, left = await self.presence.snapshot(frame.ch)
         for user in left:
             self.broadcast_soon(frame.ch, F.PresenceLeave(ch=frame.ch, user=user))
@@ -596,6 +705,9 @@ class Hub:
         conn.send(F.Ack(id=frame.id, ch=ch))
         if changed:
             await self._counts_changed(ch, frame.target_kind, frame.target_id)
+            if self.reaction_observer is not None:
+                self.spawn(self.reaction_observer.reaction_changed(frame.target_kind, frame.target_id, conn.user,
+                                                                   frame.emoji, frame.on))
 
     async def _counts_changed(self, ch: str, target_kind: str, target_id: str) -> None:
         window = self.config.reaction_window_ms

@@ -153,7 +153,7 @@ class HubNode:
 
     async def _sweep(self) -> None:
         hub = self.hub
-        watched = [lc.name for lc in hub.index if any(s.presence for s in lc.subs.values())]
+        watched = [lc.name for lc in hub.index if lc.relays or any(s.presence for s in lc.subs.values())]
         for ch, user in await self.presence.sweep(watched, over_s=self.config.presence.sweep_s / 2):
             hub.broadcast_soon(ch, PresenceLeave(ch=ch, user=user))
         await hub.typing_expired()

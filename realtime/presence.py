@@ -107,6 +107,23 @@ class Presence:
             gone += [(ch, u.decode()) for ch, res in zip(part, results, strict=True) for u in res[0]]
         return gone
 
+    async def occupied(self, channels: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """Which of ``channels`` have anyone present now (pipelined, in slices), and the
+        ``(channel, user)`` the embedded sweep found gone (for the caller to announce)."""
+        present: list[str] = []
+        gone: list[tuple[str, str]] = []
+        async for part in pacing.sliced(channels):
+            started = time.perf_counter()
+            now = _ms()
+            results = await run_scripts(self.conn, self.scripts.presence_sweep, [
+                ((keys.presence_entries(ch), keys.presence_users(ch)), (now, 1)) for ch in part])
+            REDIS_OP.labels("presence_occupied").observe(time.perf_counter() - started)
+            for ch, res in zip(part, results, strict=True):
+                gone += [(ch, u.decode()) for u in res[0]]
+                if int(res[1]) > 0:
+                    present.append(ch)
+        return present, gone
+
     async def snapshot(self, channel: str) -> tuple[Snapshot, list[str]]:
         """Who is present now (count of users, at most ``snapshot_limit`` names), and the users the
         embedded sweep found gone (for the caller to announce)."""

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 import asyncpg
+
+
+class ReactionObserver(Protocol):
+    """Told after a reaction changed (stored): the feed's side of reactions (events to a post's
+    author, the totals it caches). The hub calls it in a task of its own, off the socket's path."""
+
+    async def reaction_changed(self, target_kind: str, target_id: str, user: str, emoji: str, on: bool) -> None: ...
 
 
 class ReactionStore:
@@ -37,12 +45,18 @@ class ReactionStore:
                 )
             if changed is None:
                 return False
-            await conn.execute(
-                """INSERT INTO reaction_counts (target_kind, target_id, emoji, count) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (target_kind, target_id, emoji)
-                   DO UPDATE SET count = reaction_counts.count + EXCLUDED.count""",
-                target_kind, target_id, emoji, 1 if on else -1,
-            )
+            if on:
+                await conn.execute(
+                    """INSERT INTO reaction_counts (target_kind, target_id, emoji, count) VALUES ($1, $2, $3, 1)
+                       ON CONFLICT (target_kind, target_id, emoji) DO UPDATE SET count = reaction_counts.count + 1""",
+                    target_kind, target_id, emoji,
+                )
+            else:  # the row exists (the reaction did); an insert of -1 would break its CHECK before any conflict
+                await conn.execute(
+                    """UPDATE reaction_counts SET count = count - 1
+                       WHERE target_kind = $1 AND target_id = $2 AND emoji = $3""",
+                    target_kind, target_id, emoji,
+                )
             return True
 
     async def counts_of(self, target_kind: str, target_ids: Sequence[str]) -> dict[str, dict[str, int]]:

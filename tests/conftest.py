@@ -220,6 +220,7 @@ class RunningNode:
     ws_url: str
     settings: Settings
     app: Any = None  # the node's Starlette application (its routes)
+    parts: Any = None  # the node's NodeParts (its hub, media and feed objects)
 
 
 @contextlib.asynccontextmanager
@@ -244,7 +245,8 @@ async def serve_node(settings: Settings, services: Services, **open_args: Any) -
     assert server.started, "test node did not start"
     try:
         yield RunningNode(http_url=f"http://127.0.0.1:{settings.node.port}",
-                          ws_url=f"ws://127.0.0.1:{parts.ws_port}/ws", settings=settings, app=app)
+                          ws_url=f"ws://127.0.0.1:{parts.ws_port}/ws", settings=settings, app=app,
+                          parts=parts)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)

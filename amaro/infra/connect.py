@@ -38,3 +38,8 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> async
     )
     assert pool is not None
     return pool
+
+
+async def listen_connection(url: str) -> asyncpg.Connection:
+    """A connection of its own for ``LISTEN`` (a pool's connections come and go)."""
+    return await asyncpg.connect(url, timeout=10, command_timeout=30)

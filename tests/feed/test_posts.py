@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -52,3 +53,36 @@ async def test_an_unfinished_upload_ends_its_draft(db: asyncpg.Pool, deleted: bo
         await posts.create_draft(conn, post, author)
         await posts.upload_ended(conn, post, deleted=deleted)
     assert await _state(db, post) == state
+
+
+async def test_feed_order_is_commit_order(db: asyncpg.Pool) -> None:
+    """A publication waits for the one before it to commit: feed_seq follows commit order, so a
+    reader who paged below N never misses a post committed later below N."""
+    posts, author = PostStates(), await _user(db)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    async with db.acquire() as conn:
+        for post in (first, second):
+            await posts.create_draft(conn, post, author)
+    async with db.acquire() as one, db.acquire() as two:
+        tx = one.transaction()
+        await tx.start()
+        seq1 = await posts.publish(one, first, media_id=str(uuid.uuid4()), author_id=author, kind="image")
+
+        async def publish_second() -> int | None:
+            async with two.transaction():
+                return await posts.publish(two, second, author_id=author)
+
+        waiting = asyncio.create_task(publish_second())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # held until the first commits
+        await tx.commit()
+        seq2 = await waiting
+    assert seq1 is not None and seq2 is not None and seq2 > seq1
+    row = await db.fetchrow("SELECT kind, state, published_at FROM posts WHERE id = $1", uuid.UUID(first))
+    assert row is not None and (row["kind"], row["state"]) == ("image", "published") and row["published_at"]
+    assert await db.fetchval("SELECT posts_count FROM users WHERE id = $1", uuid.UUID(author)) == 2
+    async with db.acquire() as conn:
+        assert await posts.publish(conn, first) is None  # published already: nothing moves
+        assert await posts.apply(conn, first, PostEvent.AUTHOR_DELETED, author_id=author)
+    assert await db.fetchval("SELECT posts_count FROM users WHERE id = $1", uuid.UUID(author)) == 1
+    assert await _state(db, first) == "deleted"

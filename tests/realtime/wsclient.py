@@ -64,6 +64,19 @@ class Client:
             if isinstance(frame, kind) and pred(frame):
                 return frame
 
+    async def seen_or_expect(self, kind: type[T], pred: Callable[[T], bool] = lambda f: True,
+                             timeout: float = 10.0) -> T:
+        """A frame of ``kind`` matching ``pred`` received already (in ``seen``), else the next one."""
+        for frame in self.seen:
+            if isinstance(frame, kind) and pred(frame):
+                return frame
+        return await self.expect(kind, pred, timeout)
+
+    async def sync(self) -> None:
+        """Ping and wait for the pong: whatever the server queued for this socket before has arrived."""
+        await self.send(F.Ping(id=self.next_id()))
+        await self.expect(F.Pong)
+
     async def subscribe(self, ch: str, *, epoch: str = "", offset: int = -1, presence: bool = False) -> F.Subscribed:
         rid = self.next_id()
         await self.send(F.Subscribe(id=rid, ch=ch, epoch=epoch, offset=offset, presence=presence))

@@ -1,9 +1,10 @@
 """Async Python client for the Amaro Than socket: one connection, automatic resume.
 
+    room = created["id"]  # a room id (a lowercase UUID) from POST /api/v1/rooms or GET /api/v1/rooms
     client = Client("ws://127.0.0.1:8001/ws", token=grant.access_token)
     await client.connect()
-    await client.subscribe("room:abc")
-    ack = await client.chat_send("abc", "Sastipe!")
+    await client.subscribe(f"room:{room}")
+    ack = await client.chat_send(room, "Sastipe!")
     async for frame in client.events():
         ...
 
