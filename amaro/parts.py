@@ -14,6 +14,7 @@ feed ``RoomActivity``    rooms' last message and unread counts        ``realtime
 feed ``ReactionCounts``  reaction totals shown with posts             ``realtime.reactions.ReactionStore``
 feed ``PostMedia``       a deleted post's upload and objects, the     ``media.removal.PostRemoval``
                          post of an upload
+feed ``PostWatchers``    this node's post subscriptions, rechecked    ``realtime.hub.Hub``
 realtime ``ReactionObserver``  a reaction stored: feed events, caches  ``feed.social.PostReactions``
 media ``AccessTokens``   the user of an access token                  ``feed.tokens.TokenSigner``
 media ``DraftPosts``     the upload's post                            ``feed.posts.PostStates``
@@ -119,6 +120,7 @@ def feed_api(settings: Settings, services: Services, hub: HubNode, media: MediaC
         auth=settings.auth, rooms=ChatStore(services.db), reactions=ReactionStore(services.db),
         media=PostRemoval(media), caches=FeedCaches(posts=cache("posts"), profiles=cache("profiles"),
                                                     reactions=cache("reactions"), relations=cache("relations")),
+        watchers=hub.hub,
     )
 
 

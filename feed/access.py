@@ -7,8 +7,7 @@ follow), tested without a database; ``Access`` reads the facts from PostgreSQL.
 * A post: always its author; anyone else only once it is published, then everyone (public) or the
   author's followers (followers); a private post only its author; a deleted post nobody. A private
   account's posts are for its followers whatever their visibility says, and a block hides each
-  side's posts from the other. Nobody on
-  either side of a block sees the other's posts.
+  side's posts from the other.
 * Someone's online state: that user, and users related by a follow in either direction, unless a
   block stands between them (either way).
 * A room: its members.

@@ -35,6 +35,7 @@ import structlog
 from prometheus_client import Counter
 
 from feed.content import LEASE_S, PostReader, release_media
+from feed.graph import GRAPH_CHANNEL
 from feed.posts import NOTIFY_CHANNEL
 from feed.profiles import Profiles, small
 from feed.timelines import Timelines
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-GRAPH_CHANNEL = "amaro_feed_graph"
 EVENT_BATCH = 500
 SWEEP_GRACE_S = 2.0  # a fresh publication is the listeners' first
 KEEPALIVE_S = 5.0
@@ -164,13 +164,32 @@ class Announcer:
     def _on_graph(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         what, _, rest = str(payload).partition(":")
         a, _, b = rest.partition(":")
-        self.spawn(self.graph_changed(a, b, follow=what == "follow"))
+        if what == "private":
+            self.spawn(self.went_private(a))
+        else:
+            self.spawn(self.graph_changed(a, b, follow=what == "follow"))
 
     async def graph_changed(self, a: str, b: str, *, follow: bool) -> None:
-        """A follow (``a`` follows ``b``) or a block between ``a`` and ``b`` began or ended."""
+        """A follow (``a`` follows ``b``) or a block between ``a`` and ``b`` began or ended: cached
+        relations go, and the two users' live post subscriptions on this node are asked again
+        (an unfollow ends a followers-only post's, a block every post's of the other)."""
         await self.viewers.changed(a, b)
         if follow:
             await self.timelines.forget_homes([a])
+        await self.api.watchers.recheck_user(a, "post")
+        if not follow:
+            await self.api.watchers.recheck_user(b, "post")
+
+    async def went_private(self, author: str) -> None:
+        """``author`` made their account private: the subscribers of their posts on this node who
+        do not follow them stop watching."""
+        watched = self.api.watchers.watched("post")
+        if not watched:
+            return
+        rows = await self.db.fetch("SELECT id::text AS id FROM posts WHERE author_id = $1 AND id = ANY($2::uuid[])",
+                                   uuid.UUID(author), [uuid.UUID(p) for p in watched])
+        for row in rows:
+            await self.api.watchers.recheck(f"post:{row['id']}")
 
     # -- tasks ------------------------------------------------------------------------------------------
 

@@ -62,6 +62,25 @@ class PostMedia(Protocol):
         ...
 
 
+class PostWatchers(Protocol):
+    """The subscriptions of this node (the hub's), asked again when the facts behind the access
+    rule change where no single channel names the change (a block, an unfollow, an account turned
+    private): every node hears of such changes (feed/announce.py) and rechecks its own sockets."""
+
+    def watched(self, kind: str) -> list[str]:
+        """The ids of the channels of ``kind`` (``post``) that have subscribers on this node."""
+        ...
+
+    async def recheck(self, channel: str, user: str | None = None) -> int:
+        """End the subscriptions of ``channel`` on this node (only ``user``'s, if given) that the
+        access rule now refuses; returns how many ended."""
+        ...
+
+    async def recheck_user(self, user: str, kind: str) -> int:
+        """``recheck`` of every channel of ``kind`` that ``user`` subscribes to on this node."""
+        ...
+
+
 @dataclass
 class FeedCaches:
     """The feed's caches (cache.py): posts, profiles and counters by id.
@@ -96,6 +115,7 @@ class FeedApi:
     reactions: ReactionCounts
     media: PostMedia
     caches: FeedCaches
+    watchers: PostWatchers
 
     @cached_property
     def social(self) -> Social:

@@ -48,6 +48,8 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY = 5000
 #: How a post's lifecycle state reads to its author (others only ever see published posts).
+#: How few may see a post of each visibility: a change to a higher number takes readers away.
+NARROWNESS = {"public": 0, "followers": 1, "private": 2}
 SHOWN_STATE = {"draft": "processing", "processing": "processing", "published": "published", "failed": "failed"}
 _COLUMNS = """id::text AS id, author_id::text AS author_id, kind, state, visibility, body, media_id::text AS media_id,
               feed_seq, comments_count, created_at, published_at, edited_at,
@@ -228,6 +230,11 @@ class Posts:
                    if value is not None and value != post[name]]
         if changes:
             await self._tell(author, "post.updated", {"post": {"id": post_id}, "changes": changes})
+        if visibility is not None and NARROWNESS[visibility] > NARROWNESS[post["visibility"]]:
+            try:  # those who may no longer see it stop watching it live, on every node
+                await self.api.events.recheck(f"post:{post_id}")
+            except Exception as exc:  # committed: their next subscribe is refused anyway
+                log.warning("post_recheck_failed", post_id=post_id, error=type(exc).__name__)
         return fresh
 
     async def delete(self, author: str, post_id: str) -> None:

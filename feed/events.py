@@ -65,3 +65,8 @@ class FeedEvents(Protocol):
     async def revoke(self, channel: str, user: str) -> None:
         """End ``user``'s subscriptions of ``channel`` on every node."""
         ...
+
+    async def recheck(self, channel: str) -> None:
+        """Every node asks the access rule again for each subscriber of ``channel`` and ends the
+        subscriptions it now refuses (a post's visibility narrowed)."""
+        ...

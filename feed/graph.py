@@ -55,6 +55,9 @@ T = TypeVar("T")
 BlockHook = Callable[[str, str], Awaitable[None]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DEADLOCK_RETRIES = 3
+#: The PostgreSQL channel of graph changes: ``follow:<follower>:<followee>`` and
+#: ``block:<blocker>:<blocked>`` (triggers, feed/sql/0005_posts.sql), ``private:<user>:``.
+GRAPH_CHANNEL = "amaro_feed_graph"
 
 FOLLOWING, REQUESTED, NONE = "following", "requested", "none"
 
@@ -332,6 +335,8 @@ class Graph:
                 raise not_found("no such user")
             await conn.execute("UPDATE users SET private = $2 WHERE id = $1", me, private)
             if private:
+                # Every hub hears it at the commit and ends non-followers' live post subscriptions.
+                await conn.execute("SELECT pg_notify($1, 'private:' || $2::text || ':')", GRAPH_CHANNEL, user)
                 return None, []
             waiting = await conn.fetch("SELECT requester_id FROM follow_requests WHERE target_id = $1", me)
             requesters = await _lock(conn, *(r["requester_id"] for r in waiting))

@@ -28,6 +28,9 @@ KINDS = ("room", "user", "post", "online")
 FRIENDS = "online:friends"
 #: Kind of the internal routed event that ends a user's subscriptions of a channel on every node.
 REVOKE_KIND = "hub.revoke"
+#: Kind of the internal routed event that makes every node ask again whether the subscribers of a
+#: channel may still subscribe (a post's visibility narrowed).
+RECHECK_KIND = "hub.recheck"
 
 
 class ChannelError(ProtocolError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from protocol.frames import MEDIA_PHASES, Event, FeedUpdate, Frame, MediaEvent
 from realtime.broker import RedisBroker
-from realtime.channels import REVOKE_KIND
+from realtime.channels import RECHECK_KIND, REVOKE_KIND
 from realtime.store import Appending, ChannelStore
 from realtime.writers import EventWriter
 
@@ -85,3 +85,8 @@ class EventSink:
     async def revoke(self, channel: str, user: str) -> None:
         """End ``user``'s subscriptions of ``channel`` on every node (``unsub.ok`` with id 0)."""
         await self.broker.broadcast(channel, user.encode(), REVOKE_KIND)
+
+    async def recheck(self, channel: str) -> None:
+        """Every node asks again whether each subscriber of ``channel`` may still subscribe, and
+        ends the subscriptions that may not (``unsub.ok`` with id 0)."""
+        await self.broker.broadcast(channel, b"", RECHECK_KIND)

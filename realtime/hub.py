@@ -48,7 +48,7 @@ from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.session import ServerSession, State
 from realtime import keys
 from realtime.broker import RedisBroker, Routed
-from realtime.channels import FRIENDS, REVOKE_KIND, ChannelError, Permissions, parse_channel
+from realtime.channels import FRIENDS, RECHECK_KIND, REVOKE_KIND, ChannelError, Permissions, parse_channel
 from realtime.chat import ChatStore, Outgoing
 from realtime.config import HubConfig
 from realtime.connection import CLOSE_WAIT_S, Connection, Subscription, Transport
@@ -69,6 +69,8 @@ from realtime.typing_ import TypingState
 from realtime.writers import ChatWriter, EventWriter
 
 log = structlog.get_logger(__name__)
+#: Subscribers of one channel whose access is asked again at once (each ask is a query).
+RECHECK_BATCH = 16
 
 PRESENCE_KINDS = frozenset((F.PresenceJoin.TYPE, F.PresenceLeave.TYPE))
 #: Failures of Redis or PostgreSQL themselves (not of a request): answered UNAVAILABLE, not INTERNAL.
@@ -375,6 +377,9 @@ class Hub:
             if routed.kind == REVOKE_KIND:
                 self._revoke(lc, routed.payload.decode(errors="replace"))
                 return
+            if routed.kind == RECHECK_KIND:
+                self.spawn(self.recheck(lc.name))
+                return
             presence_only = routed.kind in PRESENCE_KINDS
             queued = 0
             for sub in list(lc.subs.values()):
@@ -404,6 +409,44 @@ class Hub:
                     sub.relays.discard(lc.name)
                 self._drop_relay(lc.name, sub)
                 sub.conn.send(F.PresenceLeave(ch=FRIENDS, user=lc.name.partition(":")[2]))
+
+    # -- access asked again (the social rules' facts changed) -------------------------------------------
+
+    def watched(self, kind: str) -> list[str]:
+        """The ids of the channels of ``kind`` (``post``) that have subscribers on this node."""
+        prefix = f"{kind}:"
+        return [lc.name[len(prefix):] for lc in self.index if lc.subs and lc.name.startswith(prefix)]
+
+    async def recheck(self, channel: str, user: str | None = None) -> int:
+        """Ask again whether each subscriber of ``channel`` on this node (only ``user``'s, if
+        given) may subscribe, and end the subscriptions that may not (``unsub.ok`` with id 0), so a
+        live subscription never outlives the right to it. Returns how many ended."""
+        lc = self.index.get(channel)
+        if lc is None:
+            return 0
+        users = sorted({sub.conn.user for sub in lc.subs.values() if user is None or sub.conn.user == user})
+        refused: set[str] = set()
+        for start in range(0, len(users), RECHECK_BATCH):
+            batch = users[start:start + RECHECK_BATCH]
+            answers = await asyncio.gather(*(self.permissions.can_subscribe(u, channel) for u in batch))
+            refused.update(u for u, allowed in zip(batch, answers, strict=True) if not allowed)
+        ended = 0
+        for sub in list(lc.subs.values()):
+            if sub.conn.user in refused:
+                self._drop_subscription(sub)
+                sub.conn.send(F.Unsubscribed(id=0, ch=channel))
+                ended += 1
+        return ended
+
+    async def recheck_user(self, user: str, kind: str) -> int:
+        """``recheck`` of every channel of ``kind`` that ``user`` subscribes to on this node."""
+        prefix = f"{kind}:"
+        channels = {ch for conn in list(self.connections.values()) if conn.user == user
+                    for ch in conn.subs if ch.startswith(prefix)}
+        ended = 0
+        for channel in sorted(channels):
+            ended += await self.recheck(channel, user)
+        return ended
 
     # -- online:friends (see the module's docstring) -------------------------------------------------------
 
