@@ -6,18 +6,14 @@ The blocking ``urllib`` call runs in a thread so that it never stalls the caller
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from amaro_client.api import ApiError, call
 
-class AuthError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
+
+class AuthError(ApiError):
+    """An account call was refused (``status``, ``code``, ``message``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +26,11 @@ class Grant:
 
 
 def _post(url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"base URL must be http(s), got {url!r}")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - scheme checked above
-            data: dict[str, Any] = json.load(response)
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.load(exc)["error"]
-        except (ValueError, KeyError, TypeError):
-            error = {"code": "http_error", "message": str(exc)}
-        raise AuthError(exc.code, error.get("code", ""), error.get("message", "")) from None
+        data: dict[str, Any] = call("POST", url, body, timeout_s=timeout_s)
+    except ApiError as exc:
+        raise AuthError(exc.status, exc.code, exc.message) from None
+    return data
 
 
 async def _grant(base_url: str, path: str, body: dict[str, Any], timeout_s: float) -> Grant:

@@ -1,6 +1,6 @@
 """Async Python client for the Amaro Than socket: one connection, automatic resume.
 
-    room = created["id"]  # a room id (a lowercase UUID) from POST /api/v1/rooms or GET /api/v1/rooms
+    room = (await Api(base_url, grant.access_token).open_direct_room(friend_id))["id"]
     client = Client("ws://127.0.0.1:8001/ws", token=grant.access_token)
     await client.connect()
     await client.subscribe(f"room:{room}")
