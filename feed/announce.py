@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-EVENT_BATCH = 500
+EVENT_BATCH = 2048  # recipients per feed_updates call: two fan-out transactions
 SWEEP_GRACE_S = 2.0  # a fresh publication is the listeners' first
 KEEPALIVE_S = 5.0
 

@@ -83,6 +83,14 @@ SELECT id::text AS id, feed_seq FROM posts
 WHERE author_id = $1 AND feed_seq IS NOT NULL AND feed_seq < $2 AND state = 'published'
 ORDER BY feed_seq DESC LIMIT $3"""
 _TOP = 2**62
+#: Push one post into one timeline: KEYS[1] the ZSET; ARGV post id, seq, length kept, TTL. The
+#: marker (score +inf) is the highest member, so trimming by rank from the bottom never drops it.
+_PUSH_LUA = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 2))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 
 class Timelines:
@@ -95,6 +103,7 @@ class Timelines:
         self.viewers = viewers
         self._rebuilds: dict[str, asyncio.Future[None]] = {}
         self._celebs: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._push_script = redis.register_script(_PUSH_LUA)
 
     # -- PostgreSQL -------------------------------------------------------------------------------------
 
@@ -165,19 +174,35 @@ class Timelines:
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    async def _window(self, source: Source, below: int, limit: int, kind: str) -> list[tuple[str, int]]:
-        """Up to ``limit`` entries of ``source`` below ``below``, newest first; marks the source
-        exhausted when nothing is left below them."""
-        for _ in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
+    async def _windows(self, sources: Sequence[Source], below: int, limit: int,
+                       kind: str) -> list[list[tuple[str, int]]]:
+        """Up to ``limit`` entries of each source below ``below``, newest first, read in one Redis
+        round trip for all of them (a home page merges the reader's home and the celebrities they
+        follow); marks a source exhausted when nothing is left below its entries."""
+        replies = await self._read_sets(sources, below, limit)
+        missing = [i for i, reply in enumerate(replies) if reply[0] is None]
+        if missing:  # lost or never built: rebuild from PostgreSQL, then read those again
+            await asyncio.gather(*(self._rebuild(sources[i], kind) for i in missing))
+            again = await self._read_sets([sources[i] for i in missing], below, limit)
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return list(await asyncio.gather(*(self._below_redis(source, reply, below, limit, kind)
+                                           for source, reply in zip(sources, replies, strict=True))))
+
+    async def _read_sets(self, sources: Sequence[Source], below: int, limit: int) -> list[list[Any]]:
+        """Per source: its built marker's score, its size, its lowest entry, the page's entries."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for source in sources:
                 pipe.zscore(source.key, BUILT)
                 pipe.zcard(source.key)
                 pipe.zrange(source.key, 0, 0, withscores=True)
                 pipe.zrevrangebyscore(source.key, f"({below}", "-inf", start=0, num=limit, withscores=True)
-                built, size, lowest, entries = await pipe.execute()
-            if built is not None:
-                break
-            await self._rebuild(source, kind)
+            flat = await pipe.execute()
+        return [flat[i:i + 4] for i in range(0, len(flat), 4)]
+
+    async def _below_redis(self, source: Source, reply: list[Any], below: int, limit: int,
+                           kind: str) -> list[tuple[str, int]]:
+        _, size, lowest, entries = reply
         found = [(m.decode(), int(s)) for m, s in entries if m != BUILT]
         full = size - 1 >= source.length
         if len(found) >= limit:
@@ -202,7 +227,7 @@ class Timelines:
         for _ in range(_ROUNDS):
             fetch = limit - len(out) + 4
             live = [s for s in sources if not s.exhausted]
-            windows = await asyncio.gather(*(self._window(s, below, fetch, kind) for s in live))
+            windows = await self._windows(live, below, fetch, kind)
             merged: list[tuple[str, int]] = []
             for entry in heapq.merge(*windows, key=lambda e: -e[1]):
                 if entry[0] not in seen:
@@ -259,17 +284,17 @@ class Timelines:
         celebrity = len(followers) > self.settings.celebrity_followers
         homes = [author] if celebrity else [author, *followers]
         async with self.redis.pipeline(transaction=False) as pipe:
-            self._push(pipe, profile_key(author), post_id, seq, self.settings.profile_length)
+            await self._push(pipe, profile_key(author), post_id, seq, self.settings.profile_length)
             if celebrity:
                 pipe.sadd(CELEBS, author)
             else:
                 pipe.srem(CELEBS, author)
-            dropped = (await pipe.execute())[3] == 1 and not celebrity
+            dropped = (await pipe.execute())[1] == 1 and not celebrity
             if celebrity != (author in self._celebs[1]):
                 self._celebs = (0.0, self._celebs[1])  # this node reads the set again
             for i in range(0, len(homes), 1000):  # a huge fan-out goes out in slices, not one reply buffer
                 for user in homes[i:i + 1000]:
-                    self._push(pipe, home_key(user), post_id, seq, self.settings.home_length)
+                    await self._push(pipe, home_key(user), post_id, seq, self.settings.home_length)
                 await pipe.execute()
         if dropped:
             # No longer a celebrity: their posts were merged at read time, not pushed; the homes of
@@ -279,11 +304,10 @@ class Timelines:
         FANOUT.observe(asyncio.get_running_loop().time() - started)
         return len(homes)
 
-    @staticmethod
-    def _push(pipe: Any, key: str, post_id: str, seq: int, length: int) -> None:
-        pipe.zadd(key, {post_id: seq})
-        pipe.zremrangebyrank(key, 0, -(length + 2))
-        pipe.expire(key, TTL_S)
+    async def _push(self, pipe: Any, key: str, post_id: str, seq: int, length: int) -> None:
+        """Queue on ``pipe``: add, trim and refresh one timeline, one command (a fan-out sends
+        thousands). Awaiting only queues it (and has the pipeline load the script if needed)."""
+        await self._push_script(keys=[key], args=[post_id, seq, length, TTL_S], client=pipe)
 
     async def remove(self, author: str, post_id: str, followers: Sequence[str]) -> None:
         """A post was deleted: out of its author's timelines and its followers' homes."""

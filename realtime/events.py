@@ -22,6 +22,20 @@ from realtime.channels import RECHECK_KIND, REVOKE_KIND
 from realtime.store import Appending, ChannelStore
 from realtime.writers import EventWriter
 
+#: Up to this many recipients, one frame for many users shares the lane of single events.
+SMALL_FANOUT = 32
+#: Events per transaction in the fan-out lane.
+FANOUT_BATCH = 1024
+
+
+def _feed_item(user_id: str, kind: str, payload: dict[str, Any], idem_key: str | None) -> Appending:
+    ch = f"user:{user_id}"
+
+    def build(epoch: str, offset: int, mid: str, ts: int) -> Frame:
+        return FeedUpdate(ch=ch, epoch=epoch, offset=offset, mid=mid, kind=kind, data=payload, ts=ts)
+
+    return Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE)
+
 
 class EventSink:
     def __init__(self, store: ChannelStore, broker: RedisBroker, *, timeout_s: float = 2.0) -> None:
@@ -30,6 +44,9 @@ class EventSink:
         self.timeout_s = timeout_s
         #: Group commit: events stored at the same moment share one transaction and one publish.
         self.writer = EventWriter(store, broker)
+        #: One frame for many users (a post's followers) commits in a lane of its own, in larger
+        #: batches, so a post with ten thousand followers queues nobody else's events behind it.
+        self.fanout_writer = EventWriter(store, broker, max_items=FANOUT_BATCH)
 
     async def media_event(self, user_id: str, upload_id: str, post_id: str, phase: str,
                           data: dict[str, object]) -> None:
@@ -52,20 +69,21 @@ class EventSink:
                           idem_key: str | None = None) -> None:
         """Store a ``feed`` event (``post.created`` ...) for ``user_id`` and publish it on
         ``user:<user_id>``."""
-        ch = f"user:{user_id}"
-        payload: dict[str, Any] = dict(data)
-
-        def build(epoch: str, offset: int, mid: str, ts: int) -> Frame:
-            return FeedUpdate(ch=ch, epoch=epoch, offset=offset, mid=mid, kind=kind, data=payload, ts=ts)
-
         async with asyncio.timeout(self.timeout_s):
-            await self.writer.append(Appending(ch, "feed", "", idem_key, build, FeedUpdate.TYPE))
+            await self.writer.append(_feed_item(user_id, kind, dict(data), idem_key))
 
     async def feed_updates(self, user_ids: Sequence[str], kind: str, data: dict[str, object],
                            idem_key: str | None = None) -> None:
         """``feed_update`` for many users at once: their events go to PostgreSQL in group-commit
-        batches and to Redis in pipelines, not one round trip each."""
-        await asyncio.gather(*(self.feed_update(user, kind, data, idem_key) for user in user_ids))
+        batches and to Redis in pipelines, not one round trip each; more than ``SMALL_FANOUT``
+        users go through the fan-out lane. Bounded by ``timeout_s`` per ``FANOUT_BATCH`` users."""
+        if len(user_ids) <= SMALL_FANOUT:
+            await asyncio.gather(*(self.feed_update(user, kind, data, idem_key) for user in user_ids))
+            return
+        payload: dict[str, Any] = dict(data)
+        async with asyncio.timeout(self.timeout_s * -(-len(user_ids) // FANOUT_BATCH)):
+            await asyncio.gather(*(self.fanout_writer.append(_feed_item(user, kind, payload, idem_key))
+                                   for user in user_ids))
 
     async def channel_event(self, channel: str, sender: str, data: dict[str, object],
                             idem_key: str | None = None) -> int:

@@ -29,8 +29,8 @@ async def comment_reaches(author: Member, post: str, watchers: list[Client]) -> 
     answer = await author.send("POST", f"/api/v1/posts/{post}/comments", {"body": marker})
     assert answer.status_code == 201, answer.text
     for client in watchers:
-        event = await client.expect(F.Event, lambda e: e.ch == f"post:{post}" and e.data.get("type") == "comment.created"
-                                    and e.data["comment"]["body"] == marker)
+        event = await client.expect(F.Event, lambda e: e.ch == f"post:{post}"
+                                    and e.data.get("type") == "comment.created" and e.data["comment"]["body"] == marker)
         assert event.sender == author.id
 
 

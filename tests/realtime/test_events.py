@@ -118,3 +118,25 @@ async def test_a_sink_that_cannot_store_in_time_raises_instead_of_holding_its_ca
             assert time.monotonic() - started < 2.0
     finally:
         await db.close()
+
+
+async def test_a_big_fan_out_stores_each_frame_once_and_holds_nobody_else(
+        running_node: RunningNode, settings: Settings, services: Services, db: asyncpg.Pool) -> None:
+    sink = event_sink(settings, services.redis, services.db)
+    followers = [str(uuid.uuid4()) for _ in range(3000)]
+    watcher = await make_user(db)
+    client = await Client.connect(running_node.ws_url, watcher)
+    await client.subscribe(f"user:{watcher}")
+    fan_out = asyncio.create_task(sink.feed_updates(followers, "post.created", {"post": {"id": "p"}}, idem_key="k1"))
+    await asyncio.sleep(0.05)  # the fan-out's events are queued first, its first batch committing
+    await sink.feed_update(watcher, "follow.new", {"user": {"id": "x"}})
+    committed = await db.fetchval("SELECT count(*) FROM channel_events WHERE channel = ANY($1::text[])",
+                                  [f"user:{f}" for f in followers])
+    assert committed < len(followers)  # the single event did not wait behind three thousand others
+    assert (await client.expect(F.FeedUpdate)).kind == "follow.new"
+    await fan_out
+    await sink.feed_updates(followers, "post.created", {"post": {"id": "p"}}, idem_key="k1")  # a retried announce
+    stored = await db.fetch("SELECT channel, count(*) AS n FROM channel_events WHERE channel = ANY($1::text[]) "
+                            "GROUP BY channel", [f"user:{f}" for f in followers])
+    assert len(stored) == 3000 and {r["n"] for r in stored} == {1}
+    await client.close()
