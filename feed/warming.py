@@ -123,11 +123,15 @@ class Warmer:
             SKIPPED.labels("busy").inc()
             return 0
         how = self.candidates_hour()
-        if not await self.redis.set(f"warm:lock:{how}:{int(time.time() // 600)}", b"1", nx=True, ex=900):
-            SKIPPED.labels("another_node").inc()
-            return 0
         users = await self.redis.zrevrangebyscore(_slot_key(how), "+inf", self.min_arrivals, start=0,
                                                   num=self.budget)
+        if not users:  # nobody to guess yet: no lock taken, a later round of this window may find some
+            SKIPPED.labels("nobody").inc()
+            return 0
+        window = int(self.clock().timestamp() // 600)
+        if not await self.redis.set(f"warm:lock:{how}:{window}", b"1", nx=True, ex=900):
+            SKIPPED.labels("another_node").inc()
+            return 0
         warmed = 0
         for raw in users:
             if self.load() > self.max_load:

@@ -64,6 +64,9 @@ async def test_users_who_come_at_an_hour_are_warmed_before_it_and_counted_served
     target = Target()
     clock.at = MONDAY_9 + dt.timedelta(weeks=3) - dt.timedelta(minutes=25)  # 08:50, ten minutes ahead
     warmer = Warmer(redis, target, budget=10, max_load=10.0, lead_s=600, clock=clock, load=lambda: 0.1)
+    early = Warmer(redis, target, budget=10, max_load=10.0, lead_s=600, min_arrivals=4, clock=clock,
+                   load=lambda: 0.1)
+    assert await early.round() == 0  # nobody seen four times: a round that finds nobody locks nothing
     warmed_before, served_before = WARMED._value.get(), SERVED._value.get()
     assert await warmer.round() == 1
     assert target.warmed == [regular]  # seen three Mondays at nine; the one-off visitor is not guessed
