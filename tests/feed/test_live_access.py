@@ -18,9 +18,13 @@ from tests.realtime.wsclient import Client
 pytestmark = pytest.mark.slow
 
 
-async def ended(client: Client, channel: str) -> None:
-    gone = await client.expect(F.Unsubscribed, lambda f: f.ch == channel)
-    assert gone.id == 0
+async def ended(client: Client, *channels: str) -> None:
+    """Each channel's subscription is ended by the server (``unsub.ok`` with id 0), in any order."""
+    waiting = set(channels)
+    while waiting:
+        gone = await client.expect(F.Unsubscribed, lambda f: f.ch in waiting)
+        assert gone.id == 0
+        waiting.discard(gone.ch)
 
 
 async def comment_reaches(author: Member, post: str, watchers: list[Client]) -> None:
@@ -63,8 +67,7 @@ async def test_rights_lost_anywhere_end_live_post_subscriptions_everywhere(
 
         # An unfollow ends both of the follower's subscriptions to followers-only posts.
         assert (await bo.send("DELETE", f"/api/v1/users/{ana.id}/follow")).status_code == 200
-        await ended(b, f"post:{public}")
-        await ended(b, f"post:{followers_only}")
+        await ended(b, f"post:{public}", f"post:{followers_only}")
 
         # A block by the author ends the blocked follower's subscription.
         assert (await ana.send("POST", f"/api/v1/users/{dee.id}/block")).status_code == 204
