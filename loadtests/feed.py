@@ -30,8 +30,25 @@ them follow, a power-law follow graph among them (a few accounts above the celeb
    ``to_last_at_least_ms`` (the last read that did not hold it went out) and ``to_last_ms`` (the
    first that did came back). Every connected follower's ``post.created`` is timed too.
 
-Warming (feed/warming.py) is reported from its metrics; it has nothing to do on a fresh platform
-(no user has arrived twice in an hour slot), which the report says with the number of candidates.
+5. **Warming** (feed/warming.py), last. A fresh platform has no arrival history, so the phase
+   gives it some: ``--warm-users`` users who are neither readers nor socket users of the phases
+   above and whose home timeline is not in Redis (no ``tl:home:{id}`` key: checked with ``EXISTS``;
+   a post pushed into a home that was never built leaves a key, so such users are passed over) get
+   two past arrivals in the hour slot the hubs' next rounds look at (``ZINCRBY warm:{hours}:<slot>
+   2``, the slot of now + the Warmer's 10 min lead, as ``Activity`` records arrivals week after
+   week), as many others of them (the control group) none. It waits (``--warm-wait``) for a hub's
+   round to warm them (``amaro_feed_warmed_total``), then both groups arrive: a socket each (the
+   hub counts an arrival), then their first home page over HTTP, ``--cold-concurrency`` at a time,
+   in alternating windows (warmed, control, control, warmed, ...) with the hubs' counters read
+   between windows, so each group's rebuilds are its own and neither reads first or last more
+   often; finally the hubs' arrival flush counts the warmed users who came
+   (``amaro_feed_warm_served_total``). The Warmer takes one lock per (hour slot, 10-minute window)
+   and warms the slot's users again in each new window, so the history is seeded at least
+   ``WARM_WINDOW_MARGIN_S`` before a window ends (waiting for the next one otherwise). It runs last
+   because it adds its own load (a round of timeline rebuilds, twice ``--warm-users`` sockets and
+   cold reads) that no other phase should measure, and its sockets would otherwise receive the big
+   posts' frames; before it the hubs' rounds (every arrival flush, 5 s: ``AMARO_FEED_WARM_INTERVAL``
+   is lowered for it) find nobody and cost one Redis read each.
 
 Each phase reports the CPU of the hubs (and per page), of the generator, of PostgreSQL's backends
 of this database and of the Redis server; the warm and mixed phases the hubs' event-loop lag.
@@ -45,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import math
 import multiprocessing
 import os
@@ -67,6 +85,8 @@ import psutil
 import redis.asyncio as aioredis
 
 from feed.config import FeedSettings
+from feed.timelines import BUILT, home_key
+from feed.warming import hour_of_week
 from loadtests.cluster import Cluster, Hub, SeededUser, cpu_seconds, lag_summary, loop_lag, node_env, percentile
 from loadtests.feedseed import FollowGraph, power_law_graph, seed_graph_and_posts
 from loadtests.histograms import Buckets, StageMeter
@@ -78,6 +98,14 @@ from loadtests.sockets import Frame, Socket
 STATS_FLUSH_S = 11.0
 CHORE_PERIOD_S = 5.0
 DEFAULT_CELEBRITY_FOLLOWERS = FeedSettings().celebrity_followers
+DEFAULT_WARM_BUDGET = FeedSettings().warm_budget
+WARM_LEAD_S = 600.0  # the Warmer's lead (amaro/node.py keeps it): a round warms the hour slot of now + 10 min
+WARM_WINDOW_S = 600  # the Warmer's lock: one round per hour slot and 10-minute window, on one node
+WARM_WINDOW_MARGIN_S = 45.0  # the phase's round and arrivals in one window: seeded this long before its end
+WARM_STALL_S = 8.0  # warmed count unchanged this long (rounds come every 5 s): the round is over
+WARM_FLUSH_WAIT_S = 15.0  # the hubs flush arrivals every 5 s
+WARM_READ_WINDOWS = 4  # windows per group of the arrivals' first pages
+WARM_SETTLE_S = 1.0  # between the arrivals' sockets and their first pages
 HOME = "/api/v1/timelines/home"
 TARGETS = {"warm_p99_ms": 10.0, "warm_queries_per_page": 0.0, "warm_cache_hit_ratio": 0.95,
            "star_post_to_last_follower_timeline_ms": 1000.0, "live_push_p99_ms": 100.0}
@@ -370,7 +398,14 @@ async def _socket_main(spec: SocketSpec, pipe: Connection) -> None:
     pipe.send({"ready": len(opened), "failed": len(sockets) - len(opened), "seconds": time.monotonic() - started})
     while True:
         command: dict[str, Any] = await loop.run_in_executor(None, pipe.recv)
-        if command["op"] == "collect":
+        if command["op"] == "open":  # more users arrive (the warming phase)
+            started = time.monotonic()
+            more = await asyncio.gather(*(open_one(*user) for user in command["users"]))
+            fresh = [s for s in more if s is not None]
+            opened.extend(fresh)
+            pipe.send({"ready": len(fresh), "failed": len(more) - len(fresh), "seconds": time.monotonic() - started,
+                       "errors": errors[-5:]})
+        elif command["op"] == "collect":
             pipe.send({"arrivals": dict(arrivals), "kinds": dict(kinds), "errors": errors[:5],
                        "open": sum(1 for s in opened if s.is_open)})
             arrivals.clear()
@@ -1034,23 +1069,205 @@ async def verify_pages(cluster: Cluster, world: World, users: list[int], pages: 
             "examples": mismatched[:3]}
 
 
-async def warming_figures(cluster: Cluster) -> dict[str, Any]:
-    counters = await scrape(cluster.hubs, WARM_METRICS)
+def warming_env(users: int) -> list[tuple[str, str, str]]:
+    """The hubs' warming settings the warming phase needs: (variable, value, why)."""
+    return [
+        ("AMARO_FEED_WARM_INTERVAL", "2",
+         "a warming round at every arrival flush of the node (5 s) rather than every 300 s (the minimum is 1 s): "
+         "the warming phase waits seconds for the round after it seeds the history; until then every round "
+         "finds nobody and takes no lock"),
+        ("AMARO_FEED_WARM_BUDGET", str(max(users, DEFAULT_WARM_BUDGET)),
+         "one round may warm every user of the warming phase (--warm-users)"),
+        ("AMARO_FEED_WARM_MAX_LOAD", "100",
+         "the load average per CPU of this 2-core machine after the seeding and the other phases (two hubs, "
+         "PostgreSQL, Redis, the generator) is above the default 0.7: every round would skip as busy"),
+    ]
+
+
+def warming_slot(now: dt.datetime, margin_s: float, lead_s: float = WARM_LEAD_S) -> tuple[int, float]:
+    """The hour slot the hubs' warming rounds will look at once the history is seeded (that of
+    ``now + lead_s``, as ``Warmer.candidates_hour``), and how long to wait before seeding it: until
+    the next 10-minute window starts if the current one ends within ``margin_s``. The slot can only
+    change where a window does (an hour holds six of them), and a round in a new window takes a new
+    lock and warms the slot's users again."""
+    left = WARM_WINDOW_S - now.timestamp() % WARM_WINDOW_S
+    wait = left + 1.0 if left < margin_s else 0.0
+    return hour_of_week(now + dt.timedelta(seconds=wait + lead_s)), wait
+
+
+def alternate(first: list[int], second: list[int], windows: int) -> list[tuple[int, list[int]]]:
+    """Two groups read in ``windows`` windows each, in the order A B B A A B ...: (group 0 or 1,
+    its users of that window). Neither group reads first, or later on average, more often."""
+    order: list[tuple[int, list[int]]] = []
+    for i in range(windows):
+        pair = [(0, first[i::windows]), (1, second[i::windows])]
+        order.extend(pair if i % 2 == 0 else pair[::-1])
+    return [(group, users) for group, users in order if users]
+
+
+def _warm_counts(counters: Counters) -> dict[str, int]:
+    out = {"warmed": int(counters.get(("amaro_feed_warmed_total", ""), 0.0)),
+           "entries": int(counters.get(("amaro_feed_warmed_entries_total", ""), 0.0)),
+           "served": int(counters.get(("amaro_feed_warm_served_total", ""), 0.0))}
+    for (name, labels), value in sorted(counters.items()):
+        if name == "amaro_feed_warm_skipped_total" and value:
+            out[f"skipped_{labels.removeprefix('reason=')}"] = int(value)
+    return out
+
+
+async def warming_phase(cluster: Cluster, world: World, readers: Child, sockets: Child | None, excluded: set[int],
+                        args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
+    """Users with an arrival history in the coming hour slot, warmed by the hubs, and as many
+    without one: what each group's first page costs when they arrive, and what warming served."""
+    hubs = cluster.hubs
+    phase_started = time.monotonic()
+    at_start = await scrape(hubs, WARM_METRICS)
+    out: dict[str, Any] = {}
     client = aioredis.Redis.from_url(cluster.redis_url)
+    own_sockets: Child | None = None
     try:
-        slots = [key async for key in client.scan_iter(match="warm:{hours}:*")]
-        candidates = 0
-        for key in slots:
-            candidates += int(await client.zcount(key, 2, "+inf"))
+        pool = [u for u in range(world.graph.users) if u != world.graph.star and u not in excluded]
+        rng.shuffle(pool)
+        async with client.pipeline(transaction=False) as pipe:
+            for u in pool:
+                pipe.exists(home_key(world.users[u].id))
+            present = await pipe.execute()
+        cold = [u for u, there in zip(pool, present, strict=True) if not there]
+        n = min(args.warm_users, len(cold) // 2)
+        warmed, control = cold[:n], cold[n:2 * n]
+        following = world.graph.following()
+        out["users"] = {"considered": len(pool), "cold": len(cold), "with_a_home_key": len(pool) - len(cold),
+                        "warmed_group": n, "control_group": n,
+                        "mean_following": {"warmed": round(sum(following[u] for u in warmed) / n, 1) if n else None,
+                                           "control": round(sum(following[u] for u in control) / n, 1) if n else None}}
+        if not n:
+            out["note"] = "no cold user left outside the other phases: nothing to warm"
+            return out
+        how, wait = warming_slot(dt.datetime.now(dt.UTC), WARM_WINDOW_MARGIN_S)
+        if wait:
+            print(f"feed: warming waits {wait:.0f} s for the next 10-minute window", file=sys.stderr, flush=True)
+            await asyncio.sleep(wait)
+        slot = f"warm:{{hours}}:{how}"  # feed.warming's key of the users seen in hour slot ``how``
+        candidates_before = int(await client.zcount(slot, 2, "+inf"))
+        print(f"feed: warming {n} users (hour slot {how}), {n} in the control group", file=sys.stderr, flush=True)
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        before = await scrape(hubs, WARM_METRICS + CACHE_METRICS)
+        by_hub_before = [await scrape([h], WARM_METRICS) for h in hubs]
+        async with client.pipeline(transaction=False) as pipe:
+            for u in warmed:  # seen in this hour slot in two earlier weeks
+                pipe.zincrby(slot, 2, world.users[u].id)
+            await pipe.execute()
+        seeded = time.monotonic()
+        out["history"] = {"hour_of_week": how, "lead_s": WARM_LEAD_S, "waited_for_window_s": round(wait, 1),
+                          "candidates_before": candidates_before,
+                          "candidates_after": int(await client.zcount(slot, 2, "+inf")),
+                          "load_per_cpu_at_seeding": round(load, 2)}
+        # Wait for a round: until the warmed count has grown by n, stopped growing, or the bound.
+        first_at: float | None = None
+        done_at: float | None = None
+        grown, last_change = 0, seeded
+        while True:
+            now_counts = await scrape(hubs, WARM_METRICS)
+            t = time.monotonic()
+            now_grown = int(now_counts.get(("amaro_feed_warmed_total", ""), 0.0)
+                            - before.get(("amaro_feed_warmed_total", ""), 0.0))
+            if now_grown != grown:
+                grown, last_change = now_grown, t
+                if first_at is None:
+                    first_at = t
+            if grown >= n:
+                done_at = t
+                break
+            if t - seeded >= args.warm_wait or (grown and t - last_change > WARM_STALL_S):
+                break
+            await asyncio.sleep(0.5)
+        after = await scrape(hubs, WARM_METRICS + CACHE_METRICS)
+        by_hub = [_warm_counts(delta(b, await scrape([h], WARM_METRICS)))["warmed"]
+                  for h, b in zip(hubs, by_hub_before, strict=True)]
+        round_counts = _warm_counts(delta(before, after))
+        async with client.pipeline(transaction=False) as pipe:
+            for u in warmed:
+                pipe.zscore(home_key(world.users[u].id), BUILT)
+            for u in control:
+                pipe.exists(home_key(world.users[u].id))
+            for u in [*warmed, *control]:
+                pipe.exists(f"warm:warmed:{{{world.users[u].id}}}")
+            checks = await pipe.execute()
+        out["warming"] = {
+            "warmed": round_counts["warmed"], "entries": round_counts["entries"],
+            "by_hub": by_hub, "complete": done_at is not None,
+            "first_after_s": round(first_at - seeded, 1) if first_at is not None else None,
+            "took_s": round((done_at or last_change) - first_at, 1) if first_at is not None else None,
+            "seeded_to_done_s": round(done_at - seeded, 1) if done_at is not None else None,
+            "skipped": {k.removeprefix("skipped_"): v for k, v in round_counts.items() if k.startswith("skipped_")},
+            "timeline_rebuilds": cache_figures(delta(before, after))["rebuilds"],
+            "warmed_homes_built": sum(1 for c in checks[:n] if c is not None),
+            "warmed_markers": sum(1 for c in checks[2 * n:3 * n] if c),
+            "control_markers": sum(1 for c in checks[3 * n:] if c),
+            "control_homes_still_absent": sum(1 for c in checks[n:2 * n] if not c)}
+        print(f"feed: warmed {round_counts['warmed']} users; they and the control group arrive",
+              file=sys.stderr, flush=True)
+        # Arrivals: a socket each (both groups interleaved), then the first home page over HTTP.
+        arriving = [u for pair in zip(warmed, control, strict=True) for u in pair]
+        if sockets is None:
+            own_sockets = sockets = Child(_socket_entry, SocketSpec([]), "feed-arrivals")
+            await sockets.recv(120)
+        opened = await sockets.ask({"op": "open", "users": [
+            (u, world.users[u].id, world.users[u].token, hubs[u % len(hubs)].ws_url) for u in arriving]}, 600)
+        sockets_at = time.monotonic()
+        out["arrivals"] = {"sockets_opened": opened["ready"], "failed": opened["failed"],
+                           "seconds": round(opened["seconds"], 2), "errors": opened["errors"],
+                           "settle_s": WARM_SETTLE_S}
+        await asyncio.sleep(WARM_SETTLE_S)  # the hubs done with the sockets' hello, sub and presence
+        names = ("warmed", "control")
+        timings: dict[str, list[float]] = {name: [] for name in names}
+        counts: dict[str, Counters] = {name: defaultdict(float) for name in names}
+        faults: dict[str, dict[str, int]] = {name: {"errors": 0, "empty": 0} for name in names}
+        windows = alternate(warmed, control, WARM_READ_WINDOWS)
+        by_window: list[dict[str, Any]] = []
+        for group, users in windows:
+            name = names[group]
+            b = await scrape(hubs, CACHE_METRICS)
+            got = await readers.ask({"op": "closed", "users": users, "concurrency": args.cold_concurrency,
+                                     "pages": 1, "limit": args.limit}, 600)
+            for key, value in delta(b, await scrape(hubs, CACHE_METRICS)).items():
+                counts[name][key] += value
+            timings[name].extend(ms for _, ms in got["timings"])
+            by_window.append({"group": name, **_summary([ms for _, ms in got["timings"]])})
+            faults[name]["errors"] += got["error_count"]
+            faults[name]["empty"] += got["empty"]
+        first_page: dict[str, Any] = {"concurrency": args.cold_concurrency, "limit": args.limit,
+                                      "windows": " ".join(names[g][0].upper() for g, _ in windows)}
+        for name in names:
+            figures = cache_figures(counts[name])
+            first_page[name] = {**_summary(timings[name]), "timeline_rebuilds": figures["rebuilds"],
+                                "deep_reads": figures["deep_reads"], "cache_loads": figures["loads"],
+                                "cache_hit_ratio": figures["hit_ratio"], "empty_first_pages": faults[name]["empty"],
+                                "error_count": faults[name]["errors"]}
+        first_page["by_window"] = by_window
+        out["first_page"] = first_page
+        # The hubs flush arrivals every 5 s: a warmed user's first one counts as served.
+        while True:
+            served = _warm_counts(delta(before, await scrape(hubs, WARM_METRICS)))["served"]
+            if served >= n or time.monotonic() - sockets_at > WARM_FLUSH_WAIT_S:
+                break
+            await asyncio.sleep(0.5)
+        async with client.pipeline(transaction=False) as pipe:
+            for u in warmed:
+                pipe.exists(f"warm:warmed:{{{world.users[u].id}}}")
+            left = sum(1 for there in await pipe.execute() if there)
+        phase = _warm_counts(delta(at_start, await scrape(hubs, WARM_METRICS)))
+        out["served"] = {"served": served, "of_warmed": round_counts["warmed"], "warmed_arrived": n,
+                         "after_sockets_s": round(time.monotonic() - sockets_at, 1),
+                         "ratio": round(served / round_counts["warmed"], 3) if round_counts["warmed"] else None,
+                         "warmed_markers_left": left}
+        out["phase"] = {**phase, "seconds": round(time.monotonic() - phase_started, 1)}
+        out["run_totals"] = _warm_counts(await scrape(hubs, WARM_METRICS))
+        return out
     finally:
         await client.aclose()
-    metrics = {(f"{name}{{{labels}}}" if labels else name): int(value)
-               for (name, labels), value in sorted(counters.items())}
-    warmed = int(counters.get(("amaro_feed_warmed_total", ""), 0.0))
-    note = ("warming ran" if warmed else
-            "nothing warmed: warming prepares users seen in the coming hour slot in at least 2 earlier weeks; "
-            "on this fresh platform every user has at most 1 arrival per slot (candidates counts users with 2+)")
-    return {"metrics": metrics, "candidates_with_2_arrivals": candidates, "note": note}
+        if own_sockets is not None:
+            own_sockets.stop()
 
 
 def _target(value: float | None, target: float, *, above: bool = False, tolerance: float = 0.0) -> dict[str, Any]:
@@ -1072,6 +1289,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # No upload happens here: the media sweep (every 60 s by default, not a multiple of the windows
     # the idle baseline is subtracted over) runs once as the hubs start instead.
     extra.setdefault("AMARO_MEDIA_CLEANUP_INTERVAL", "3600")
+    overrides: dict[str, str] = {}  # variable -> why the benchmark sets it (not given with --node-env)
+    if args.warm_users > 0:
+        for key, value, why in warming_env(args.warm_users):
+            if key not in extra:
+                extra[key], overrides[key] = value, why
     async with Cluster(hubs_wanted=args.hubs, extra_env=extra) as cluster:
         result: dict[str, Any] = {"benchmark": "feed", "config": {
             "users": args.users + 1, "posts": args.posts, "mean_following": args.mean_following,
@@ -1079,7 +1301,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cold_concurrency": args.cold_concurrency, "read_rate": args.read_rate, "sockets": args.sockets,
             "write_rate": args.write_rate, "mixed_seconds": args.mixed_seconds, "poll_sample": args.poll_sample,
             "other_rates": args.other_rates, "rate_seconds": args.rate_seconds, "poll_lanes": args.poll_lanes,
-            "celebrity_followers": threshold, "node_env": extra, "quick": args.quick}}
+            "celebrity_followers": threshold, "warm_users": args.warm_users, "warm_wait_s": args.warm_wait,
+            "node_env": extra, "node_env_why": overrides, "quick": args.quick}}
         print(f"feed: seeding {args.users + 1} users, {args.posts} posts", file=sys.stderr, flush=True)
         world, result["seed"] = await seed(cluster, args, threshold)
         reader_users = _pick_readers(world, args.readers, rng)
@@ -1110,7 +1333,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print("feed: checking pages against PostgreSQL", file=sys.stderr, flush=True)
             result["pages_checked"] = await verify_pages(cluster, world, rng.sample(reader_users, min(100, len(
                 reader_users))), args.pages, args.limit)
-            result["warming"] = await warming_figures(cluster)
+            if args.warm_users > 0:
+                print("feed: warming", file=sys.stderr, flush=True)
+                result["warming"] = await warming_phase(cluster, world, readers, sockets,
+                                                        set(reader_users) | connected, args, rng)
         finally:
             if sockets is not None:
                 sockets.stop()
@@ -1133,7 +1359,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 #: ``--quick``: a small world (flags given on the command line keep their values).
 QUICK = {"users": 1000, "posts": 10_000, "readers": 300, "sockets": 200, "mixed_seconds": 6.0, "poll_sample": 20,
-         "read_rate": 150.0, "other_rates": [50.0], "rate_seconds": 4.0}
+         "read_rate": 150.0, "other_rates": [50.0], "rate_seconds": 4.0, "warm_users": 100}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1159,6 +1385,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="followers polling their timeline for a big account's post")
     parser.add_argument("--poll-lanes", type=int, default=4,
                         help="polls in flight (each hub busy with them all the time: more would slow the post)")
+    parser.add_argument("--warm-users", type=int, default=500,
+                        help="users given an arrival history and warmed in the last phase, and as many in its "
+                             "control group (0: no warming phase)")
+    parser.add_argument("--warm-wait", type=float, default=60.0,
+                        help="seconds the warming phase waits at most for the hubs to warm them")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true",
                         help="a small world: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in QUICK.items()))

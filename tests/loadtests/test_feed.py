@@ -3,6 +3,8 @@ writes rows the feed reads as its own (counters, feed order, announced, triggers
 
 from __future__ import annotations
 
+import datetime as dt
+import inspect
 import secrets
 import statistics
 import uuid
@@ -13,7 +15,8 @@ import asyncpg
 import pytest_asyncio
 
 from amaro.migrations import migrate
-from loadtests.feed import cache_figures, chore_periods, parse_counters
+from feed.warming import Warmer, hour_of_week
+from loadtests.feed import WARM_LEAD_S, alternate, cache_figures, chore_periods, parse_counters, warming_slot
 from loadtests.feedseed import power_law_graph, seed_graph_and_posts
 from tests.conftest import ServiceUrls, with_database
 
@@ -119,3 +122,35 @@ def test_cache_figures_count_a_hit_in_either_tier() -> None:
 
 def test_windows_hold_whole_periods_of_the_hubs_chores() -> None:
     assert chore_periods(31.0) == 35.0 and chore_periods(35.0) == 35.0 and chore_periods(0.1) == 5.0
+
+
+def test_the_warming_slot_is_the_one_the_hubs_rounds_look_at() -> None:
+    assert inspect.signature(Warmer).parameters["lead_s"].default == WARM_LEAD_S
+    monday = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    # Mid-window: seeded now, for the hour of now + 10 min.
+    assert warming_slot(monday.replace(hour=10, minute=25), 45.0) == (10, 0.0)
+    assert warming_slot(monday.replace(hour=10, minute=45), 45.0) == (10, 0.0)
+    assert warming_slot(monday.replace(hour=10, minute=50), 45.0) == (11, 0.0)  # 11:00 is 10 min away
+    # Near the end of a window: wait for the next one (a new window is a new lock; at :50 a new slot).
+    how, wait = warming_slot(monday.replace(hour=10, minute=49, second=30), 45.0)
+    assert (how, wait) == (11, 31.0)
+    how, wait = warming_slot(monday.replace(hour=10, minute=39, second=50), 45.0)
+    assert (how, wait) == (10, 11.0)
+    # Sunday 23:55: the slot after it is Monday 00:00-01:00.
+    assert warming_slot(monday.replace(day=13, hour=23, minute=55), 45.0) == (0, 0.0)
+    for second in range(0, 3600, 7):
+        now = monday.replace(hour=10) + dt.timedelta(seconds=second)
+        how, wait = warming_slot(now, 45.0)
+        later = now + dt.timedelta(seconds=wait)
+        assert wait == 0.0 or wait <= 46.0
+        # The slot holds from the seeding to at least 45 s after it, where the hubs look.
+        for after in (0.0, 5.0, 44.0):
+            assert hour_of_week(later + dt.timedelta(seconds=after + WARM_LEAD_S)) == how
+
+
+def test_the_two_groups_read_in_alternating_windows() -> None:
+    windows = alternate(list(range(8)), list(range(100, 108)), 4)
+    assert [group for group, _ in windows] == [0, 1, 1, 0, 0, 1, 1, 0]
+    assert sorted(u for group, users in windows if group == 0 for u in users) == list(range(8))
+    assert sorted(u for group, users in windows if group == 1 for u in users) == list(range(100, 108))
+    assert [group for group, _ in alternate([1], [2], 4)] == [0, 1]
