@@ -22,6 +22,7 @@ from amaro.infra.connect import listen_connection, open_redis
 from amaro.parts import close_media, feed_api, open_media, openapi_route, token_signer, url_signer
 from amaro.services import Services
 from amaro.settings import Settings
+from amaro.web import web_routes
 from feed.access import Access
 from feed.accounts import Accounts
 from feed.api import AttemptLimits, auth_endpoints
@@ -97,6 +98,10 @@ class NodeParts:
         ]
         if self.serve_uploads:
             routes += upload_routes(self.media)
+        node = self.settings.node
+        # Last: the web app's catch-all file route must not shadow the API, uploads or media.
+        routes += web_routes(node.web_dir, node.public_ws_urls, self.settings.playback.url_base,
+                             lambda: self.ws_port)
         return routes
 
     @property

@@ -69,6 +69,11 @@ def master_key() -> Parser[str]:
     return Parser(accepts, read, lambda v: "(set)" if v else "", sensitive=True)
 
 
+def web_dir() -> Parser[str]:
+    """``bundled``, ``none`` or a folder of the web app's files."""
+    return Parser("bundled, none or a folder", lambda raw: raw if raw in ("bundled", "none") else str(Path(raw)))
+
+
 def _process_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -88,6 +93,8 @@ class NodeSettings:
     allowed_origins: tuple[str, ...] = ()
     drain_timeout_s: float = 20.0
     hub_uploads: bool = True  # hubs serve /uploads/ too
+    web_dir: str = "bundled"  # the web app's files: "bundled" (clients/web/dist), "none" or a folder
+    public_ws_urls: tuple[str, ...] = ()  # socket URLs the web app is told; empty: derived per request
 
     @property
     def is_production(self) -> bool:
@@ -239,6 +246,11 @@ VARIABLES: tuple[Variable, ...] = (
     v("AMARO_HUB_RECONCILE", "hub.reconcile_s", number(0.5), HUB, "seconds between position checks against Redis"),
     v("AMARO_HUB_UPLOADS", "node.hub_uploads", boolean(), HUB,
       "serve `/uploads/` from hub nodes too (`0`: only `amaro ingest` nodes take uploads)"),
+    v("AMARO_WEB_DIR", "node.web_dir", web_dir(), HUB,
+      "the web app served at `/`: `bundled` (the repository's `clients/web/dist` when present), `none`, or a folder"),
+    v("AMARO_PUBLIC_WS_URLS", "node.public_ws_urls", items(url("ws", "wss")), HUB,
+      "comma-separated socket URLs the web app connects to, in order (a balancer routing `/ws`); "
+      "empty: the request's host name with `AMARO_WS_PORT`"),
     v("AMARO_INGEST_CPUS", "ingest.cpus", cpu_list(), frozenset(("ingest",)),
       "CPUs of an `amaro ingest` process: `auto` keeps the first CPU free for hubs, `all`, or a list like `1-7`"),
     v("AMARO_FFMPEG", "nara.ffmpeg", path(), WORKER, "ffmpeg for encodes", "bundled (imageio-ffmpeg), else `PATH`"),
