@@ -203,7 +203,7 @@ class PageWatch:
             return
         where = message.location.get("url", "") if message.location else ""
         text = f"{message.text} ({where})" if where else message.text
-        if self.in_outage and OUTAGE_NOISE.search(message.text):
+        if self.in_outage and OUTAGE_NOISE.search(text) and any(origin in text for origin in self.origins):
             self.outage_noise.append(text)
         else:
             self.console_errors.append(text)
@@ -250,9 +250,6 @@ class Browsing:
             page.goto(path)
         return page
 
-    def watch(self, page: Page) -> PageWatch:
-        return self.watches[self.contexts.index(page.context)]
-
     @contextlib.contextmanager
     def outage(self) -> Iterator[None]:
         """While the test holds the hub down: connection failures are expected browser noise."""
@@ -264,8 +261,11 @@ class Browsing:
             for watch in self.watches:
                 watch.in_outage = False
 
+    def problems(self) -> list[str]:
+        return [p for watch in self.watches for p in watch.problems()]
+
     def assert_clean(self) -> None:
-        problems = [p for watch in self.watches for p in watch.problems()]
+        problems = self.problems()
         assert not problems, "\n".join(problems)
 
     def close(self) -> None:
@@ -276,13 +276,27 @@ class Browsing:
 
 @pytest.fixture
 def browsing(browser: Browser, platform: DevPlatform) -> Iterator[Browsing]:
-    """Fresh contexts for one test; at its end no page may have logged an error or violated the CSP."""
+    """Fresh contexts for one test; no page may log an error or violate the CSP (checked by the
+    hook below, so that it fails the test itself rather than its teardown)."""
     session = Browsing(browser, platform)
     try:
         yield session
-        session.assert_clean()
     finally:
         session.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    session = getattr(item, "funcargs", {}).get("browsing")
+    try:
+        result = yield
+    except BaseException:
+        if isinstance(session, Browsing) and session.problems():
+            print("Pages also reported:", *session.problems(), sep="\n")
+        raise
+    if isinstance(session, Browsing):
+        session.assert_clean()
+    return result
 
 
 # --- media --------------------------------------------------------------------------------------
