@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The server, the wire protocol and the Python SDK are three distributions of this repository.
 PROJECTS := -e ./protocol -e ./clients/python
 
-.PHONY: dev test lint contracts typecheck pytest clean
+.PHONY: dev test lint contracts typecheck pytest clean web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ pytest: $(VENV)/.dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint contracts typecheck pytest
+
+# The web app's build, committed in clients/web/dist (hub nodes serve it without a build step).
+web:
+	npm ci --prefix clients/js
+	npm ci --prefix clients/web
+	npm run --prefix clients/web build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
