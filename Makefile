@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The server, the wire protocol and the Python SDK are three distributions of this repository.
 PROJECTS := -e ./protocol -e ./clients/python
 
-.PHONY: dev test lint contracts typecheck pytest clean web
+.PHONY: dev test lint contracts typecheck pytest clean web js jstest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,21 @@ typecheck: $(VENV)/.dev
 pytest: $(VENV)/.dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test: lint contracts typecheck pytest
+test: lint contracts typecheck jstest pytest
+
+# The browser client's packages, installed again when the lock is newer than node_modules.
+JS_INSTALLED := clients/js/node_modules/.package-lock.json
+$(JS_INSTALLED): clients/js/package-lock.json
+	npm ci --no-audit --no-fund --prefix clients/js
+	touch $@
+
+js: $(JS_INSTALLED)
+
+# Type-check the JSDoc and run the pure tests (codec vectors, backoff, dedupe); the tests against
+# real hubs (clients/js/test/live) run from pytest, which starts the hubs.
+jstest: $(JS_INSTALLED)
+	clients/js/node_modules/.bin/tsc -p clients/js
+	node --test clients/js/test/*.test.js
 
 # The web app's build, committed in clients/web/dist (hub nodes serve it without a build step).
 web:

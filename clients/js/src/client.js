@@ -202,8 +202,8 @@ export class Client {
     if (this.stopped) return;
     const index = this.endpoints.pick(from);
     const conn = await this.openSocket(index);
-    if (this.stopped) {
-      conn?.close(1000, "client closed");
+    if (this.stopped || (conn !== null && this.conn !== null)) {
+      conn?.close(1000, "not needed"); // closed, or a drain's new socket got there first
       return;
     }
     if (conn === null) {
@@ -387,21 +387,29 @@ export class Client {
     if (this.draining || old === null) return;
     this.draining = true;
     const oldIndex = this.connIndex;
+    this.markDown(oldIndex); // it is going away: the probe tells when it answers again
     const wait = frame.reconnect_after_ms + this.random() * Math.min(1000, this.backoff.baseMs * 2);
     setTimeout(async () => {
       try {
         // Another endpoint first; the same one last (behind a balancer it reaches another node).
-        for (let i = 1; i <= this.endpoints.urls.length && !this.stopped && this.conn === old; i++) {
+        for (let i = 1; i <= this.endpoints.urls.length && !this.stopped && (this.conn === old || this.conn === null); i++) {
           const index = this.endpoints.pick(oldIndex + i);
           const conn = await this.openSocket(index);
           if (conn === null) continue;
-          if (this.stopped || this.conn !== old) {
-            conn.close(1000, "not needed");
+          if (this.stopped || (this.conn !== old && this.conn !== null)) {
+            conn.close(1000, "not needed"); // closed, or a reconnect got there first
             return;
           }
+          if (this.reconnectTimer !== null) {
+            // The old socket closed meanwhile: this one replaces the scheduled reconnect.
+            clearTimeout(this.reconnectTimer);
+            this.reconnectTimer = null;
+          }
           this.adopt(conn, index);
-          await this.subscriptionsSettled(5000);
-          old.close(1000, "drained");
+          if (!old.closed) {
+            await this.subscriptionsSettled(5000);
+            old.close(1000, "drained");
+          }
           return;
         }
       } finally {
