@@ -121,12 +121,19 @@ function signedIn(api, config, me) {
   window.addEventListener("hashchange", show);
   const clock = setInterval(() => refreshTimes(root), 30_000);
 
+  // Presence: "away" while the tab is hidden, "online" when it is back.
+  const onVisibility = () => {
+    if (client.state === "open") client.setStatus(document.visibilityState === "visible" ? "online" : "away");
+  };
+  document.addEventListener("visibilitychange", onVisibility);
+
   client.connect();
   client.subscribe(`user:${me.id}`).catch((/** @type {unknown} */ err) => console.warn("user channel", err));
   show();
 
   return () => {
     window.removeEventListener("hashchange", show);
+    document.removeEventListener("visibilitychange", onVisibility);
     clearInterval(clock);
     unmount?.();
     offState();
