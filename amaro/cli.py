@@ -8,6 +8,7 @@
 - ``amaro migrate``: apply pending schema migrations.
 - ``amaro keys rotate|rewrap``: media encryption key rotation.
 - ``amaro settings``: the settings table (README, Configuration), or ``--check`` this environment.
+- ``amaro client ...``: the SDK's command line (``amaro-client``: log in, rooms, tail, send, upload).
 
 Settings are read from the environment once, here, and checked before anything connects: a bad
 value exits with status 2 and one line naming the variable and what it accepts.
@@ -147,7 +148,7 @@ def port(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Amaro Than realtime platform")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(ROLES) + ",settings}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(ROLES) + ",settings,client}")
 
     def role(name: str, summary: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=summary, epilog=role_help(name),
@@ -171,10 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="print the settings table, or check this environment's values")
     settings.add_argument("--check", action="store_true", help="check the AMARO_* variables set here and exit")
     settings.set_defaults(func=cmd_settings)
+    sub.add_parser("client", add_help=False, help="the platform as a user: `amaro client --help` (amaro-client)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["client"]:  # the SDK's own command line, as `amaro-client` runs it
+        from amaro_client.cli import main as client_main
+
+        return client_main(argv[1:])
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code
