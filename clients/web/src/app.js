@@ -143,6 +143,7 @@ function signedIn(api, config, me) {
 }
 
 async function start() {
+  /** @type {Config} */
   let config;
   try {
     config = await loadConfig();

@@ -50,6 +50,7 @@ async function renderMedia(box, post, api) {
   }
   if (post.state === "processing" || !post.media_id) {
     showProcessing(box);
+    recheckLater(box, post, api);
     return;
   }
   try {
@@ -66,6 +67,26 @@ async function renderMedia(box, post, api) {
   } catch (err) {
     replace(box, h("p", { class: "media-note" }, errorText(err)));
   }
+}
+
+const RECHECK_MS = 15_000;
+
+/**
+ * Media frames normally move a post on; should one be missed (it arrived before the post was
+ * on screen), look again now and then while the post is shown as processing.
+ * @param {HTMLElement} box
+ * @param {Post} post
+ * @param {Api} api
+ */
+function recheckLater(box, post, api) {
+  setTimeout(async () => {
+    if (!box.isConnected || !box.querySelector(".media-processing")) return;
+    try {
+      const fresh = await api.post(post.id);
+      if (fresh.state !== "processing" && box.querySelector(".media-processing")) await renderMedia(box, fresh, api);
+      else recheckLater(box, post, api);
+    } catch { /* deleted meanwhile */ }
+  }, RECHECK_MS);
 }
 
 /** @param {HTMLElement} box @param {string} [detail] */
@@ -164,6 +185,14 @@ export function postFeed({ api, load, empty, label }) {
     root,
     /** Put posts at the top (newest first), skipping ones already shown. @param {Post[]} posts */
     prepend(posts) {
+      for (const post of posts) {
+        // A newer state of a post shown as processing (its frames may have come first): replace it.
+        const old = shown.has(post.id) ? list.querySelector(`article[data-post="${CSS.escape(post.id)}"]`) : null;
+        if (old && post.state !== "processing" && old.querySelector(".media-processing")) {
+          releasePlayers(old);
+          old.replaceWith(postArticle(post, api));
+        }
+      }
       const fresh = posts.filter((p) => !shown.has(p.id));
       for (const post of [...fresh].reverse()) {
         shown.add(post.id);

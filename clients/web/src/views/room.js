@@ -48,7 +48,9 @@ export function roomView(main, ctx, roomId) {
     h("h2", { class: "visually-hidden" }, "Online"), onlineList);
   const older = h("button", { type: "button", class: "button ghost older", hidden: true }, "Load older messages");
   const messages = h("ol", { class: "messages" });
-  const log = h("div", { class: "log", role: "log", "aria-label": "Messages", tabindex: 0 }, older, messages);
+  const noMessages = h("div", { class: "no-messages", hidden: true },
+    emptyState("No messages yet", "Say hello: your first message starts the conversation."));
+  const log = h("div", { class: "log", role: "log", "aria-label": "Messages", tabindex: 0 }, older, noMessages, messages);
   const typing = h("div", { class: "typing", role: "status", "aria-label": "Typing" });
   const inputId = uid("message");
   const input = h("textarea", { id: inputId, class: "input message-input", rows: 1, maxlength: 4000,
@@ -182,7 +184,7 @@ export function roomView(main, ctx, roomId) {
       }
     }
     messages.insertBefore(item.li, before);
-    messages.querySelector(".empty")?.remove();
+    noMessages.hidden = true;
     return true;
   }
 
@@ -244,7 +246,7 @@ export function roomView(main, ctx, roomId) {
   async function loadNewest() {
     const stick = nearBottom();
     addPage(await client.chatHistory(roomId, { before: -1, limit: PAGE }));
-    if (!shown.size) replace(messages, emptyState("No messages yet", "Say hello: your first message starts the conversation."));
+    noMessages.hidden = shown.size > 0 || pending.length > 0;
     if (stick) scrollToBottom();
     markRead();
   }
@@ -377,7 +379,7 @@ export function roomView(main, ctx, roomId) {
         h("p", { class: "msg-body" }, body)));
     const entry = { li, body };
     pending.push(entry);
-    messages.querySelector(".empty")?.remove();
+    noMessages.hidden = true;
     messages.append(li);
     scrollToBottom();
     try {
