@@ -78,6 +78,8 @@ export class Client {
     this.pending = new Map();
     /** @type {Map<string, {resolve: (s: Subscription) => void, reject: (e: Error) => void}[]>} */
     this.subWaiters = new Map();
+    /** @type {Map<string, Subscription>} channels the current socket is subscribed to */
+    this.subscribed = new Map();
     /** @type {Map<string, Function[]>} */
     this.listeners = new Map();
     /** @type {Map<number, ReturnType<typeof setTimeout>>} */
@@ -270,6 +272,7 @@ export class Client {
     conn.onFrame = (frame) => this.dispatch(frame);
     conn.onClose = (code, reason, silent) => this.lost(conn, index, code, reason, silent);
     this.emit("welcome", conn.welcome);
+    this.subscribed.clear();
     for (const sub of this.session.resubscribe()) this.sendSub(sub, conn);
     if (this.status !== "online") conn.send({ t: "presence.hb", status: this.status });
     for (const p of this.pending.values()) {
@@ -302,6 +305,7 @@ export class Client {
     }
     if (conn !== this.conn) return; // a drained socket closing after its successor took over
     this.conn = null;
+    this.subscribed.clear();
     if (this.stopped) return;
     if (silent) this.markDown(index);
     if (FATAL_CLOSE.has(code)) {
@@ -340,6 +344,7 @@ export class Client {
     this.emit("frame", received);
     const frame = this.session.receive(received);
     if (frame === null) return; // a durable event already seen
+    if (frame.t === "unsub.ok") this.subscribed.delete(frame.ch);
     const p = frame.id ? this.pending.get(frame.id) : undefined;
     if (p !== undefined && frame.t !== "ping" && frame.t !== "pong") {
       this.settle(frame.id, p, frame);
@@ -484,9 +489,9 @@ export class Client {
       resolve: (answer) => {
         const handle = { ch, epoch: answer.epoch, offset: answer.offset, recovered: answer.recovered,
           unsubscribe: () => this.unsubscribe(ch) };
+        if (conn === this.conn) this.subscribed.set(ch, handle);
         if (!answer.recovered) this.reportStale(ch);
-        for (const w of this.subWaiters.get(ch) ?? []) w.resolve(handle);
-        this.subWaiters.delete(ch);
+        this.settleWaiters(ch, handle);
       },
       reject: (error) => {
         // A draining node refuses new subscriptions (502): the next socket subscribes again.
@@ -498,6 +503,15 @@ export class Client {
     };
     this.pending.set(sub.id, p);
     this.transmit(p, conn);
+  }
+
+  /**
+   * @param {string} ch
+   * @param {Subscription} handle
+   */
+  settleWaiters(ch, handle) {
+    for (const w of this.subWaiters.get(ch) ?? []) w.resolve(handle);
+    this.subWaiters.delete(ch);
   }
 
   /**
@@ -519,8 +533,13 @@ export class Client {
         reject: (e) => { clearTimeout(timer); reject(e); },
       });
       this.subWaiters.set(ch, waiters);
-      const sub = this.session.subscribe(ch, { presence });
-      if (this.conn !== null) this.sendSub(sub, this.conn); // else the next socket subscribes
+      const current = this.subscribed.get(ch);
+      if (current !== undefined) {
+        this.settleWaiters(ch, current); // already subscribed on this socket
+      } else if (!this.session.wanted.has(ch)) {
+        const sub = this.session.subscribe(ch, { presence });
+        if (this.conn !== null) this.sendSub(sub, this.conn); // else the next socket subscribes
+      } // else a sub is on its way: its answer settles this waiter too
     });
   }
 
@@ -531,6 +550,7 @@ export class Client {
    */
   async unsubscribe(ch) {
     const frame = this.session.unsubscribe(ch);
+    this.subscribed.delete(ch);
     if (this.conn === null) return;
     try {
       await this.request(frame);

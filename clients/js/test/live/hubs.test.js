@@ -151,7 +151,9 @@ test("both connect to the first hub, chat, and see acks, typing, presence, react
   const ch = `room:${room}`;
   const sub = await ana.c.subscribe(ch, { presence: true });
   assert.equal(sub.ch, ch);
-  await luca.c.subscribe(ch, { presence: true });
+  const [once, twice] = await Promise.all([luca.c.subscribe(ch, { presence: true }), luca.c.subscribe(ch, { presence: true })]);
+  assert.deepEqual([twice.epoch, twice.offset], [once.epoch, once.offset], "one sub answers both calls");
+  assert.equal((await luca.c.subscribe(ch)).epoch, once.epoch, "subscribing again is answered at once");
   await ana.c.subscribe(`user:${ana.id}`);
   await luca.c.subscribe(`user:${luca.id}`);
 
