@@ -120,6 +120,7 @@ def dev_environment(urls: ServiceUrls, data_dir: Path) -> dict[str, str]:
         # Its worker reads only the jobs of its own hub, never those of other tests sharing the Redis database.
         "AMARO_NARA_KEY_NAMESPACE": "nara-e2e",
         "AMARO_NARA_PRESET": "ultrafast",
+        "AMARO_DRAIN_TIMEOUT": "5",  # stopping at the end of the package, nobody is left to drain
         "AMARO_LOG_FORMAT": "console",
         "AMARO_LOG_LEVEL": "warning",
     }
