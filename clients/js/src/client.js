@@ -177,6 +177,7 @@ export class Client {
     const conn = this.conn;
     this.conn = null;
     conn?.close(1000, "client closed");
+    this.subscribed.clear();
     this.failAll(reason ?? new ProtocolError("client closed", 0));
     if (reason !== null) this.emit("error", reason);
     this.setState("closed");
