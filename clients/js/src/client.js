@@ -142,14 +142,19 @@ export class Client {
 
   /**
    * Connect (and keep connected until `close`).
-   * @returns {Promise<void>} once a session is open; rejected if the client stops first
+   * @returns {Promise<void>} settled once a session is open, or when `close` is called first;
+   *   rejected when the client stops by itself first (a refusal retrying cannot change)
    */
   connect() {
     if (this.state === "open") return Promise.resolve();
     const opened = new Promise((resolve, reject) => {
       const off = this.on("state", (/** @type {State} */ state) => {
         if (state === "open") { off(); resolve(undefined); }
-        if (state === "closed") { off(); reject(this.stopReason ?? new Error("client closed")); }
+        if (state === "closed") {
+          off();
+          if (this.stopReason === null) resolve(undefined); // the application closed it: nothing failed
+          else reject(this.stopReason);
+        }
       });
     });
     if (this.state === "idle" || this.state === "closed") {

@@ -380,3 +380,23 @@ test("the rest of the social API: profiles, private follows, posts and comments,
   off();
   assert.deepEqual(seen, [null, luca.id]);
 });
+
+test("a refused token: asked again once with refresh, then the client stops and connect() rejects", async () => {
+  /** @type {(boolean | undefined)[]} */
+  const asked = [];
+  const client = new Client({ endpoints: [C.ws], WebSocket: /** @type {any} */ (WebSocket), backoffBaseMs: 10,
+    token: async (o) => { asked.push(o?.refresh); return "at1.forged.token"; } });
+  /** @type {string[]} */
+  const states = [];
+  client.on("state", (s) => states.push(s));
+  await assert.rejects(client.connect(), (/** @type {any} */ e) => e.name === "ProtocolError" && e.code === 200);
+  assert.deepEqual(asked, [false, true]);
+  assert.equal(states.at(-1), "closed");
+  assert.equal(client.endpoints.isDown(0), false, "a refusal is an answer: the endpoint is up");
+
+  const closing = new Client({ endpoints: [C.ws], WebSocket: /** @type {any} */ (WebSocket), token: () => ana.api.accessToken() });
+  const connecting = closing.connect();
+  closing.close();
+  await connecting; // closing before the socket opened is no failure
+  assert.equal(closing.state, "closed");
+});
