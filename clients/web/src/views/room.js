@@ -16,6 +16,7 @@ const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 5000;
 const PAGE = 50;
+const GROUP_MS = 5 * 60_000;
 
 /**
  * @param {HTMLElement} main
@@ -188,7 +189,22 @@ export function roomView(main, ctx, roomId) {
     return true;
   }
 
+  /** Consecutive messages of one sender within a few minutes read as one group. */
+  function regroup() {
+    /** @type {Shown | undefined} */
+    let previous;
+    for (const li of messages.children) {
+      const mid = li.getAttribute("data-mid");
+      const item = mid ? shown.get(mid) : undefined;
+      const follows = Boolean(item && previous && previous.message.sender === item.message.sender &&
+        item.message.ts - previous.message.ts < GROUP_MS);
+      li.classList.toggle("cont", follows);
+      previous = item;
+    }
+  }
+
   function renderSeen() {
+    regroup();
     let last = null;
     for (const item of shown.values()) {
       if (item.message.sender === me.id && (!last || item.message.offset > last.message.offset)) last = item;

@@ -41,7 +41,7 @@ export function roomsView(main, ctx) {
   });
   const poll = setInterval(load, 15_000);
 
-  main.append(h("h1", { class: "page-title", tabindex: -1 }, "Rooms"), list, status);
+  main.append(h("h1", { class: "page-title", tabindex: -1 }, "Rooms"), newGroup(ctx), list, status);
   void load();
   return () => {
     alive = false;
@@ -73,4 +73,53 @@ function roomRow(room, myId) {
       h("p", { class: "room-last", id: detailId },
         h("span", { class: "room-last-text" }, lastText),
         last?.ts ? h("span", { class: "room-last-time" }, "\u00a0· ", timeEl(last.ts)) : null)));
+}
+
+/**
+ * "New group": a title and the usernames of the first members.
+ * @param {Ctx} ctx
+ */
+function newGroup(ctx) {
+  const { api } = ctx;
+  const titleId = uid("group-title");
+  const membersId = uid("group-members");
+  const title = h("input", { id: titleId, class: "input", maxlength: 100, required: true, autocomplete: "off" });
+  const members = h("input", { id: membersId, class: "input", autocomplete: "off", autocapitalize: "none",
+    spellcheck: "false", placeholder: "ana, boris" });
+  const error = h("p", { class: "form-error", role: "alert" });
+  const create = h("button", { type: "submit", class: "button primary" }, "Create group");
+  const form = h("form", { class: "group-form" },
+    h("div", { class: "field" }, h("label", { for: titleId, class: "label" }, "Group name"), title),
+    h("div", { class: "field" }, h("label", { for: membersId, class: "label" }, "Members (usernames, comma-separated)"),
+      members),
+    error, create);
+  const details = h("details", { class: "card new-group" }, h("summary", { class: "new-group-summary" }, "New group"), form);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const names = [...new Set(members.value.split(",").map((n) => n.trim().replace(/^@/, "").toLowerCase()).filter(Boolean))];
+    if (!title.value.trim()) {
+      error.textContent = "Give the group a name.";
+      title.focus();
+      return;
+    }
+    create.disabled = true;
+    try {
+      const ids = [];
+      for (const name of names) {
+        try {
+          ids.push((await api.userByName(name)).id);
+        } catch {
+          throw new Error(`Nobody is called @${name}.`);
+        }
+      }
+      const room = await api.createRoom({ kind: "group", members: ids, title: title.value.trim() });
+      location.hash = `#/rooms/${room.id}`;
+    } catch (err) {
+      error.textContent = errorText(err);
+      create.disabled = false;
+    }
+  });
+  return details;
 }
