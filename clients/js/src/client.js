@@ -352,7 +352,7 @@ export class Client {
     if (frame === null) return; // a durable event already seen
     if (frame.t === "unsub.ok") this.subscribed.delete(frame.ch);
     const p = frame.id ? this.pending.get(frame.id) : undefined;
-    if (p !== undefined && frame.t !== "ping" && frame.t !== "pong") {
+    if (p !== undefined && frame.t !== "ping") { // a server ping's id is the server's own
       this.settle(frame.id, p, frame);
       return;
     }
@@ -643,6 +643,16 @@ export class Client {
   setStatus(status) {
     this.status = status;
     return this.sendNow({ t: "presence.hb", status });
+  }
+
+  /**
+   * Round trip of a protocol ping.
+   * @returns {Promise<number>} milliseconds
+   */
+  async ping() {
+    const started = Date.now();
+    await this.request({ t: "ping" });
+    return Date.now() - started;
   }
 
   /**

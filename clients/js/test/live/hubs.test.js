@@ -182,7 +182,13 @@ test("both connect to the first hub, chat, and see acks, typing, presence, react
 
   const post = await ana.api.createPost({ body: "Dance tonight", visibility: "public" });
   await waitFor(() => luca.feed.some((f) => f.kind === "post.created" && f.data.post.id === post.id), "luca's feed frame");
+  await ana.c.subscribe(`post:${post.id}`);
+  await luca.c.subscribe(`post:${post.id}`);
+  const published = await ana.c.publish(`post:${post.id}`, { kind: "poll.vote", choice: 2, weight: 0.5 });
+  assert.equal(published.t, "ack");
+  await waitFor(() => luca.events.some((f) => f.t === "event" && f.mid === published.mid && f.data.weight === 0.5), "the app event");
 
+  assert.ok((await ana.c.ping()) >= 0, "a client ping is answered by a pong with its id");
   // Pings every second: a client that did not answer them would be closed after two intervals.
   await new Promise((resolve) => setTimeout(resolve, 2500));
   assert.equal(ana.c.state, "open");
