@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from amaro_client import Api, ApiError, AuthError, Grant, api, auth, refresh, signup
+from amaro_client import Api, ApiError, AuthError, Grant, api, auth, http, refresh, signup
 from tests.conftest import RunningNode
 
 PASSWORD = "a long passphrase for tests"
@@ -32,7 +32,7 @@ def wire_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         seen.append((method, httpx.URL(url).path))
         return real(method, url, *args, **kwargs)
 
-    real = api.call
+    real = http.call
     monkeypatch.setattr(api, "call", spy)
     monkeypatch.setattr(auth, "call", spy)
     return seen

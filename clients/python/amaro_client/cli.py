@@ -175,8 +175,10 @@ async def cmd_tail(ctx: Context) -> int:
             ctx.say(f"# tailing {channel}")
         while ctx.args.count is None or seen < ctx.args.count:
             frame = await client.next_event(timeout_s=ctx.args.timeout)
-            if isinstance(frame, (F.Subscribed, F.Unsubscribed)) or getattr(frame, "ch", channel) != channel:
-                continue  # resubscription answers after a reconnect; frames of other channels
+            if isinstance(frame, F.Welcome) and not ctx.args.json:
+                ctx.say(f"# connected to {frame.node}")  # again after each reconnect, then resumed
+            if isinstance(frame, (F.Subscribed, F.Unsubscribed)) or getattr(frame, "ch", None) != channel:
+                continue  # resubscription answers; frames of no channel or of another one
             seen += 1
             ctx.emit(frame_map(frame)) if ctx.args.json else ctx.say(frame_line(frame))
     except TimeoutError:
