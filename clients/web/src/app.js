@@ -86,8 +86,10 @@ function signedIn(api, config, me) {
   const offState = client.on("state", (/** @type {string} */ state) => {
     if (state === "open") wasOpen = true;
     const down = wasOpen && (state === "reconnecting" || state === "connecting");
-    connection.textContent = down ? "Reconnecting…" : "";
-    connection.classList.toggle("down", down);
+    // "closed" without our asking: the server said not to come back (or the session ended).
+    const gone = wasOpen && state === "closed";
+    connection.textContent = down ? "Reconnecting…" : gone ? "Disconnected. Reload the page to reconnect." : "";
+    connection.classList.toggle("down", down || gone);
   });
 
   const offMedia = client.on("media", (/** @type {any} */ frame) => {

@@ -25,7 +25,7 @@ export function homeView(main, ctx) {
 
   function showBanner() {
     banner.hidden = pending.size === 0;
-    banner.textContent = pending.size === 1 ? "New posts: 1 new post" : `New posts: ${pending.size} new posts`;
+    banner.textContent = `New posts (${pending.size})`;
   }
 
   banner.addEventListener("click", async () => {

@@ -53,7 +53,7 @@ export function profileView(main, ctx, username) {
         user.private ? "This account is private: follow it to see its posts." : "Nothing posted yet."],
     });
     destroyFeed = () => feed.destroy();
-    main.replaceChildren(head, h("h2", { class: "section-title" }, "Posts"), feed.root);
+    main.replaceChildren(head, mine ? followRequests(ctx) : "", h("h2", { class: "section-title" }, "Posts"), feed.root);
     const heading = head.querySelector("h1");
     if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
   })();
@@ -124,4 +124,41 @@ function actions(ctx, user, error) {
   });
 
   return h("div", { class: "profile-actions" }, follow, message);
+}
+
+/**
+ * On one's own profile: people asking to follow (a private account), each with Accept and Decline.
+ * @param {Ctx} ctx
+ */
+function followRequests(ctx) {
+  const { api } = ctx;
+  const list = h("ul", { class: "requests" });
+  const section = h("section", { class: "card requests-card", "aria-labelledby": "requests-title", hidden: true },
+    h("h2", { id: "requests-title", class: "section-title" }, "Follow requests"), list);
+  api.followRequests().then((/** @type {any} */ page) => {
+    for (const request of page.items ?? []) {
+      const person = request.user ?? request;
+      const name = nameOf(person);
+      const accept = h("button", { type: "button", class: "button primary small", "aria-label": `Accept ${name}` }, "Accept");
+      const decline = h("button", { type: "button", class: "button ghost small", "aria-label": `Decline ${name}` }, "Decline");
+      const row = h("li", { class: "request" }, avatar(person, "s"),
+        h("a", { href: `#/u/${encodeURIComponent(person.username)}`, class: "request-name" }, name), accept, decline);
+      /** @param {() => Promise<unknown>} act */
+      const answer = (act) => async () => {
+        accept.disabled = decline.disabled = true;
+        try {
+          await act();
+          row.remove();
+          section.hidden = list.children.length === 0;
+        } catch {
+          accept.disabled = decline.disabled = false;
+        }
+      };
+      accept.addEventListener("click", answer(() => api.acceptRequest(person.id)));
+      decline.addEventListener("click", answer(() => api.declineRequest(person.id)));
+      list.append(row);
+    }
+    section.hidden = list.children.length === 0;
+  }).catch(() => {});
+  return section;
 }
