@@ -24,7 +24,7 @@ function visibility() {
       const video = /** @type {HTMLVideoElement} */ (entry.target);
       const url = video.dataset.src;
       if (entry.isIntersecting && url && !players.has(video)) {
-        void attach(video, url, 0);
+        attach(video, url, 0).catch(() => { players.delete(video); });
       }
       if (entry.intersectionRatio >= 0.5) {
         if (video.paused && !video.dataset.userPaused) video.play().catch(() => {});
@@ -50,6 +50,14 @@ async function attach(video, url, position) {
   if (Hls.isSupported()) {
     const hls = new Hls({ startPosition: position > 0 ? position : -1, capLevelToPlayerSize: true });
     players.set(video, { hls, url });
+    let recoveries = 0;
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (!data.fatal || recoveries >= 3) return;
+      recoveries += 1;
+      // A growing playlist can briefly lag its segments; a decoder hiccup can be recovered.
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else hls.startLoad();
+    });
     hls.loadSource(url);
     hls.attachMedia(video);
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -102,9 +110,9 @@ export function upgradePlayer(video, url) {
   if (!current || current.url === url) return;
   const wasPlaying = !video.paused;
   const position = video.currentTime;
-  void attach(video, url, position).then(() => {
+  attach(video, url, position).then(() => {
     if (wasPlaying) video.play().catch(() => {});
-  });
+  }, () => { players.delete(video); });
 }
 
 /** Stop and release every player under `root` (a view being left). @param {ParentNode} root */

@@ -429,11 +429,12 @@ export function roomView(main, ctx, roomId) {
       document.title = `${roomTitle(room)} · Amaro Than`;
       renderOnline();
       const sub = await client.subscribe(ch, { presence: true });
+      const leave = () => { sub.unsubscribe().catch(() => { /* the socket is gone: nothing to leave */ }); };
       if (!alive) {
-        sub.unsubscribe();
+        leave();
         return;
       }
-      cleanups.push(() => sub.unsubscribe());
+      cleanups.push(leave);
       await loadNewest();
       applySnap(await client.presence(ch).catch(() => null));
     } catch (err) {
