@@ -239,6 +239,16 @@ class Client:
     async def receipt(self, room: str, offset: int, kind: str = "read") -> None:
         await self._send(F.ChatReceipt(room=room, offset=offset, kind=kind))
 
+    async def presence(self, ch: str) -> F.PresenceSnapshot:
+        """Who is present on subscribed channel ``ch`` now."""
+        answer = await self.request(F.PresenceQuery(id=self.session.next_id(), ch=ch))
+        assert isinstance(answer, F.PresenceSnapshot)
+        return answer
+
+    async def set_status(self, status: str) -> None:
+        """``online`` or ``away``: send it when it changes (liveness needs nothing)."""
+        await self._send(F.PresenceHeartbeat(status=status))
+
     # -- events -------------------------------------------------------------------------------
 
     async def next_event(self, timeout_s: float | None = None) -> F.Frame:

@@ -102,15 +102,34 @@ class Comment(TypedDict):
 
 
 class MediaUrls(TypedDict, total=False):
-    hls: str | None
+    """Signed URLs; empty until the media is good enough. ``playlist`` is what a player opens
+    (the ladder once upgraded, else the fast rendition as it grows)."""
+
+    playlist: str | None
+    master: str | None
+    fast: str | None
+    fast_complete: bool
     poster: str | None
+    preview: str | None
+    storyboard: dict[str, str | None]
 
 
 class Media(TypedDict):
+    """``GET /media/{upload_id}``; the fields beyond ``id``, ``state`` and ``urls`` come once a
+    worker picked the upload up (``width``, ``height``, ``duration_s``, ``renditions``, ``plan``...)."""
+
     id: str
     state: MediaState
     urls: MediaUrls
     post_id: NotRequired[str]
+    owner_id: NotRequired[str]
+    kind: NotRequired[Literal["image", "video"]]
+    failure: NotRequired[dict[str, Any] | None]
+    width: NotRequired[int | None]
+    height: NotRequired[int | None]
+    duration_s: NotRequired[float | None]
+    renditions: NotRequired[list[dict[str, Any]]]
+    expires_at: NotRequired[Any]
 
 
 class Page(TypedDict, Generic[T]):
