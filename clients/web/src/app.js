@@ -61,7 +61,7 @@ function signedIn(api, config, me) {
     link(`#/u/${encodeURIComponent(me.username)}`, "Profile", "profile"));
   const main = h("main", { id: "main", class: "main", tabindex: -1 });
   const header = h("header", { class: "topbar" },
-    h("a", { href: "#/", class: "brand" }, h("span", { class: "logo", "aria-hidden": "true" }, "A"),
+    h("a", { href: "#/", class: "brand", "aria-label": "Amaro Than" }, h("span", { class: "logo", "aria-hidden": "true" }, "A"),
       h("span", { class: "brand-name" }, "Amaro Than")),
     searchForm, logout);
   const skip = h("a", { href: "#main", class: "skip" }, "Skip to content");
