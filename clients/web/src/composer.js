@@ -89,7 +89,9 @@ export function composer(ctx, onPosted) {
   const bar = h("div", { class: "progress-fill" });
   const progress = h("div", { class: "progress", role: "progressbar", "aria-label": "Upload progress",
     "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0, hidden: true }, bar);
+  // The live region speaks when the upload changes state, not at every percent (the bar has those).
   const progressText = h("p", { class: "progress-text", "aria-live": "polite" });
+  const percentText = h("span", { class: "progress-percent", "aria-hidden": "true" });
   const submit = h("button", { type: "submit", class: "button primary" }, "Post");
 
   const form = h("form", { class: "card composer", "aria-label": "New post" },
@@ -100,7 +102,7 @@ export function composer(ctx, onPosted) {
       h("label", { for: fileId, class: "button ghost file-label" },
         h("span", { class: "icon-film", "aria-hidden": "true" }), "Add a video"),
       fileName, submit),
-    progress, progressText, error);
+    progress, h("div", { class: "progress-row" }, progressText, percentText), error);
 
   file.addEventListener("change", () => {
     const picked = file.files?.[0];
@@ -114,12 +116,14 @@ export function composer(ctx, onPosted) {
     file.disabled = busy;
     if (!up) {
       progressText.textContent = "";
+      percentText.textContent = "";
       return;
     }
+    percentText.textContent = up.state === "uploading" ? `${up.percent}%` : "";
     progress.setAttribute("aria-valuenow", String(up.percent));
     progress.setAttribute("aria-valuetext", `${up.percent}%`);
     bar.style.width = `${up.percent}%`;
-    if (up.state === "uploading") progressText.textContent = `Uploading ${up.name}: ${up.percent}%`;
+    if (up.state === "uploading") progressText.textContent = `Uploading ${up.name}…`;
     else if (up.state === "composing") progressText.textContent = "Upload complete. Creating your post…";
     else if (up.state === "done") progressText.textContent = "Uploaded. Your video is being processed.";
     else progressText.textContent = `Upload failed: ${up.error}`;

@@ -331,6 +331,14 @@ export function roomView(main, ctx, roomId) {
         break;
     }
   }));
+  // Removed from the room (or it was closed) elsewhere: the server ended the subscription.
+  cleanups.push(client.on("feed", (/** @type {any} */ f) => {
+    if (f.ch === `user:${me.id}` && f.kind === "room.removed" && f.data?.room === roomId) {
+      input.disabled = send.disabled = true;
+      error.textContent = f.data.reason === "left" ? "You left this room." : "You are no longer a member of this room.";
+    }
+  }));
+
   // Resumed with a hole the server could not fill: read the newest page again.
   cleanups.push(client.on("stale", (/** @type {string} */ stale) => {
     if (stale === ch) void loadNewest().catch(() => {});
