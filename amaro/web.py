@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -130,7 +131,10 @@ def web_routes(web_dir: str, public_ws_urls: tuple[str, ...], media_base: str,
 
     async def serve(request: Request) -> Response:
         relative = request.path_params["path"] or "index.html"
-        found = files.find(relative) if files is not None and request.method in ("GET", "HEAD") else None
+        found = None
+        if files is not None and request.method in ("GET", "HEAD"):
+            # Reading and compressing a file the first time is not work for the event loop.
+            found = await run_in_threadpool(files.find, relative)
         if found is None:
             return JSONResponse({"error": {"code": "not_found", "message": "not found"}}, status_code=404)
         headers = {**security_headers(request), "ETag": found.etag, "Vary": "Accept-Encoding",
