@@ -1,6 +1,6 @@
 // A profile: who they are, follow / unfollow / requested, "Message", and their posts.
 
-import { avatar, emptyState, errorText, h, nameOf } from "../dom.js";
+import { avatar, emptyState, errorText, h, nameOf, uid } from "../dom.js";
 import { postFeed } from "../posts.js";
 
 /** @typedef {import("../app.js").Ctx} Ctx */
@@ -53,6 +53,7 @@ export function profileView(main, ctx, username) {
         user.private ? "This account is private: follow it to see its posts." : "Nothing posted yet."],
     });
     destroyFeed = () => feed.destroy();
+    if (mine) head.append(editProfile(ctx, user));
     main.replaceChildren(head, mine ? followRequests(ctx) : "", h("h2", { class: "section-title" }, "Posts"), feed.root);
     const heading = head.querySelector("h1");
     if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
@@ -161,4 +162,41 @@ function followRequests(ctx) {
     section.hidden = list.children.length === 0;
   }).catch(() => {});
   return section;
+}
+
+/**
+ * On one's own profile: display name, bio and whether the account is private.
+ * @param {Ctx} ctx
+ * @param {any} user
+ */
+function editProfile(ctx, user) {
+  const ids = { name: uid("edit-name"), bio: uid("edit-bio"), priv: uid("edit-private") };
+  const name = h("input", { id: ids.name, class: "input", maxlength: 64, value: user.display_name ?? "" });
+  const bio = h("textarea", { id: ids.bio, class: "input", rows: 3, maxlength: 500 });
+  bio.value = user.bio ?? "";
+  const priv = h("input", { id: ids.priv, type: "checkbox", class: "checkbox" });
+  priv.checked = Boolean(user.private);
+  const status = h("p", { class: "form-status", role: "status" });
+  const error = h("p", { class: "form-error", role: "alert" });
+  const save = h("button", { type: "submit", class: "button primary" }, "Save profile");
+  const form = h("form", { class: "edit-form" },
+    h("div", { class: "field" }, h("label", { for: ids.name, class: "label" }, "Display name"), name),
+    h("div", { class: "field" }, h("label", { for: ids.bio, class: "label" }, "Bio"), bio),
+    h("div", { class: "check-field" }, priv, h("label", { for: ids.priv }, "Private account: I approve who follows me")),
+    error, status, save);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = status.textContent = "";
+    save.disabled = true;
+    try {
+      await ctx.api.updateMe({ display_name: name.value.trim(), bio: bio.value.trim(), private: priv.checked });
+      status.textContent = "Saved.";
+      window.dispatchEvent(new HashChangeEvent("hashchange")); // show the profile as saved
+    } catch (err) {
+      error.textContent = errorText(err);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return h("details", { class: "edit-profile" }, h("summary", { class: "new-group-summary" }, "Edit profile"), form);
 }
