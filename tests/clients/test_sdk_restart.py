@@ -22,6 +22,7 @@ import pytest_asyncio
 
 from amaro.settings import Settings
 from amaro_client import Api, Client, ClientError, signup
+from amaro_client.sessionfile import SessionFile
 from protocol import frames as F
 from tests.conftest import free_port, node_env, wait_answering, with_node
 
@@ -89,6 +90,7 @@ class Talker:
         self.client, self.room = client, room
         self.received: list[F.ChatMessage] = []
         self.acked: list[F.ChatAck] = []
+        self.said: dict[str, str] = {}  # body by mid
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -108,10 +110,11 @@ class Talker:
                 await asyncio.sleep(0.1)
                 continue
             self.acked.append(ack)
+            self.said[ack.mid] = body
             return ack
 
 
-async def test_both_clients_resume_after_the_hub_is_killed_and_restarted(hub: Hub) -> None:
+async def test_both_clients_resume_after_the_hub_is_killed_and_restarted(hub: Hub, tmp_path: Path) -> None:
     ana = await signup(hub.http_url, f"sdk{secrets.token_hex(4)}", PASSWORD, "Ana")
     bo = await signup(hub.http_url, f"sdk{secrets.token_hex(4)}", PASSWORD, "Bo")
     room = (await Api(hub.http_url, ana).open_direct_room(bo.user_id))["id"]
@@ -126,6 +129,14 @@ async def test_both_clients_resume_after_the_hub_is_killed_and_restarted(hub: Hu
             await bo_may_reconnect.wait()  # held back: Ana talks while Bo is reconnecting
         return bo.access_token
 
+    home = tmp_path / "cli"
+    SessionFile(home).save(bo, {"url": hub.http_url, "ws": hub.ws_url})
+    tail = await asyncio.create_subprocess_exec(
+        Path(sys.executable).parent / "amaro-client", "tail", f"room:{room}", "--count", "17",
+        "--timeout", "90", env={"AMARO_CLIENT_HOME": str(home), "AMARO_URL": hub.http_url, "AMARO_WS_URL": hub.ws_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert tail.stdout is not None
+    assert (await asyncio.wait_for(tail.stdout.readline(), 30)).startswith(b"# tailing")
     a = Client(hub.ws_url, token=ana.access_token, max_backoff_s=1.0)
     b = Client(hub.ws_url, token_source=bo_token, max_backoff_s=1.0)
     await a.connect()
@@ -166,7 +177,17 @@ async def test_both_clients_resume_after_the_hub_is_killed_and_restarted(hub: Hu
             got = [(m.mid, m.offset) for m in talker.received]
             assert got == [(ack.mid, ack.offset) for ack in acked], hub.log()  # exactly once, in order
         assert b.reconnects >= 1
+        out, err = await asyncio.wait_for(tail.communicate(), 60)
+        assert tail.returncode == 0, err.decode()
+        lines = out.decode().splitlines()
+        assert sum(line.startswith("# connected to") for line in lines) == 2, lines  # and after the restart
+        said = {**ta.said, **tb.said}
+        senders = {ack.mid: user for t, user in ((ta, ana.user_id), (tb, bo.user_id)) for ack in t.acked}
+        assert [line for line in lines if not line.startswith("# ")] == [
+            f"[{ack.offset}] {senders[ack.mid]}: {said[ack.mid]}" for ack in acked]
     finally:
+        if tail.returncode is None:
+            tail.kill()
         for talker in talkers:
             talker.reader.cancel()
         await asyncio.gather(a.close(), b.close(), return_exceptions=True)
