@@ -234,9 +234,11 @@ export function roomView(main, ctx, roomId) {
     }
   }
 
-  /** @param {any} page */
+  /** History is not news: the log is busy (not announced) while a page goes in. @param {any} page */
   function addPage(page) {
+    log.setAttribute("aria-busy", "true");
     for (const m of page.messages ?? []) addMessage(m);
+    queueMicrotask(() => log.setAttribute("aria-busy", "false"));
     more = Boolean(page.more);
     older.hidden = !more;
     renderSeen();
