@@ -74,6 +74,13 @@ class Context:
     def emit(self, value: Any) -> None:
         self.say(json.dumps(value, ensure_ascii=False, default=repr))
 
+    def show(self, value: Any, line: str) -> None:
+        """``value`` as a JSON line with ``--json``, else the human ``line``."""
+        if self.args.json:
+            self.emit(value)
+        else:
+            self.say(line)
+
 
 def frame_map(frame: F.Frame) -> dict[str, Any]:
     return {"t": frame.TYPE, **{f.name: getattr(frame, f.name) for f in dataclasses.fields(frame)}}
@@ -180,7 +187,7 @@ async def cmd_tail(ctx: Context) -> int:
             if isinstance(frame, (F.Subscribed, F.Unsubscribed)) or getattr(frame, "ch", None) != channel:
                 continue  # resubscription answers; frames of no channel or of another one
             seen += 1
-            ctx.emit(frame_map(frame)) if ctx.args.json else ctx.say(frame_line(frame))
+            ctx.show(frame_map(frame), frame_line(frame))
     except TimeoutError:
         if ctx.args.count is not None:
             print(f"{PROG}: {seen} of {ctx.args.count} frames within {ctx.args.timeout} s", file=sys.stderr)
@@ -201,8 +208,7 @@ async def cmd_send(ctx: Context) -> int:
         ack = await client.chat_send(room_id(ctx.args.room), ctx.args.text)
     finally:
         await client.close()
-    ctx.emit({"room": ack.room, "mid": ack.mid, "offset": ack.offset}) if ctx.args.json else \
-        ctx.say(f"sent: offset {ack.offset}, mid {ack.mid}")
+    ctx.show({"room": ack.room, "mid": ack.mid, "offset": ack.offset}, f"sent: offset {ack.offset}, mid {ack.mid}")
     return 0
 
 
@@ -230,7 +236,7 @@ class ProgressLine:
 
 async def watch(ctx: Context, client: Client, api: Api, upload_id: str, upgraded: bool) -> int:
     def show(update: MediaUpdate) -> None:
-        ctx.emit(dataclasses.asdict(update)) if ctx.args.json else ctx.say(f"media {update.describe()}")
+        ctx.show(dataclasses.asdict(update), f"media {update.describe()}")
 
     until: Literal["good_enough", "upgraded"] = "upgraded" if upgraded else "good_enough"
     final = await wait_for_media(client, upload_id, until=until, api=api, timeout_s=ctx.args.timeout,
@@ -255,8 +261,8 @@ async def cmd_upload(ctx: Context) -> int:
         bar = ProgressLine(sys.stderr, sys.stderr.isatty())
         done = await uploads.upload(path, progress=bar, user=me)
         post = await api.create_post(upload_id=done.upload_id, body=args.body, visibility=args.visibility)
-        ctx.emit({"upload_id": done.upload_id, "post_id": post["id"]}) if args.json else \
-            ctx.say(f"uploaded {path.name}: upload {done.upload_id}, post {post['id']}")
+        ctx.show({"upload_id": done.upload_id, "post_id": post["id"]},
+                 f"uploaded {path.name}: upload {done.upload_id}, post {post['id']}")
         if args.no_wait:
             return 0
         return await watch(ctx, client, api, done.upload_id, args.wait_upgraded)
@@ -267,8 +273,7 @@ async def cmd_upload(ctx: Context) -> int:
 async def cmd_media(ctx: Context) -> int:
     api = ctx.api()
     media = await api.media(ctx.args.upload_id)
-    ctx.emit(media) if ctx.args.json else ctx.say(f"{media['id']} {media['state']} "
-                                                   f"{json.dumps(media['urls'], default=repr)}")
+    ctx.show(media, f"{media['id']} {media['state']} {json.dumps(media['urls'], default=repr)}")
     if not (ctx.args.watch or ctx.args.wait_upgraded):
         return 0
     client = await socket(ctx, api)
