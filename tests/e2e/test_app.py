@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Browsing, DevPlatform, screenshot
+from tests.e2e.conftest import OUTAGE_NOISE, Browsing, DevPlatform, screenshot
 from tests.e2e.ui import (
     expect_connected,
     expect_once,
@@ -42,6 +42,19 @@ def test_the_app_is_served_under_a_strict_csp(platform: DevPlatform) -> None:
     assert not inline, f"inline scripts in index.html: {inline}"
 
 
+def test_a_failed_log_in_shows_the_servers_message(browsing: Browsing, platform: DevPlatform) -> None:
+    credentials = {"username": f"nobody_{secrets.token_hex(3)}", "password": "not-the-right-one"}
+    answer = httpx.post(f"{platform.base_url}/api/v1/auth/login", json=credentials)
+    assert answer.status_code == 401, answer.text
+    page = browsing.open("stranger")
+    page.get_by_role("textbox", name="Username", exact=True).fill(credentials["username"])
+    page.get_by_label("Password", exact=True).fill(credentials["password"])
+    with browsing.expecting(re.compile(r"status of 401 .*/api/v1/auth/login")):
+        page.get_by_role("button", name="Log in", exact=True).click()
+        expect(page.get_by_role("alert")).to_contain_text(answer.json()["error"]["message"])
+    expect(page.get_by_role("navigation", name="Main")).to_have_count(0)
+
+
 def test_two_people_meet_chat_react_and_ride_out_a_hub_restart(browsing: Browsing, platform: DevPlatform) -> None:
     tag = secrets.token_hex(3)
     ana_name, bo_name = f"ana_{tag}", f"bo_{tag}"
@@ -58,6 +71,19 @@ def test_two_people_meet_chat_react_and_ride_out_a_hub_restart(browsing: Browsin
     screenshot(ana, "03-profile")
     find_person(bo, ana_name, "Ana")
     follow(bo)
+
+    # A post of Ana's reaches Bo's open home live, behind the "New posts" banner.
+    go(bo, "Home", "Home")
+    go(ana, "Home", "Home")
+    news = f"Dancing at the wedding tonight {tag}"
+    ana.get_by_role("textbox", name="What's happening?").fill(news)
+    ana.get_by_role("button", name="Post", exact=True).click()
+    expect(ana.get_by_role("article").filter(has_text=news)).to_have_count(1)
+    banner = bo.get_by_role("button", name=re.compile(r"^New posts"))
+    expect(banner).to_be_visible()
+    expect(bo.get_by_role("article").filter(has_text=news)).to_have_count(0)
+    banner.click()
+    expect(bo.get_by_role("article").filter(has_text=news)).to_have_count(1)
 
     # Ana opens the direct room with "Message" and writes first; Bo finds it, unread, in Rooms.
     find_person(ana, bo_name, "Bo")
@@ -116,7 +142,7 @@ def ride_out_a_hub_restart(browsing: Browsing, platform: DevPlatform, ana: Page,
     send(ana, before)
     expect_once(ana, before)
     expect_once(bo, before)
-    with browsing.outage():
+    with browsing.expecting(OUTAGE_NOISE):
         killed = platform.kill_hub()
         expect_reconnecting(ana)
         expect_reconnecting(bo)
@@ -135,7 +161,7 @@ def ride_out_a_hub_restart(browsing: Browsing, platform: DevPlatform, ana: Page,
             expect_once(page, text)
         positions = message_order(page, everything)
         assert positions == sorted(positions), f"out of order: {dict(zip(everything, positions, strict=True))}"
-    noise = [n for watch in browsing.watches for n in watch.outage_noise]
+    noise = browsing.excused()
     print(f"{len(noise)} connection failures logged by chromium while the hub was down: {noise[:4]}")
 
 
