@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["client"]:  # the SDK's own command line, as `amaro-client` runs it
         from amaro_client.cli import main as client_main
 
-        return client_main(argv[1:])
+        return client_main(argv[1:], os.environ)
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

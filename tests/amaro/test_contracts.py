@@ -87,10 +87,20 @@ def _environment_reads(path: Path) -> list[int]:
     return lines
 
 
+def _program_entry(path: Path, name: str) -> range:
+    """The lines of function ``name`` in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return range(found.lineno, (found.end_lineno or found.lineno) + 1)
+
+
 def test_nothing_outside_the_composition_root_reads_the_environment() -> None:
+    # The SDK's command line is a program of its own: its console script's entry is its root.
+    cli = ROOT / "clients/python/amaro_client/cli.py"
+    allowed = {f"{cli.relative_to(ROOT)}:{line}" for line in _program_entry(cli, "entry")}
     found = {f"{path.relative_to(ROOT)}:{line}"
              for folder in OUTSIDE_ROOT for path in sorted((ROOT / folder).rglob("*.py"))
-             for line in _environment_reads(path)}
+             for line in _environment_reads(path)} - allowed
     assert not found, f"read the environment outside amaro/: {sorted(found)}"
 
 

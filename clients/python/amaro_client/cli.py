@@ -20,7 +20,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
@@ -56,6 +56,7 @@ class Context:
     files: SessionFile
     url: str
     ws: str
+    env: Mapping[str, str]
 
     def api(self) -> Api:
         stored = self.files.load()
@@ -111,8 +112,8 @@ async def socket(ctx: Context, api: Api) -> Client:
 
 # -- accounts ---------------------------------------------------------------------------------------
 
-def password(args: argparse.Namespace) -> str:
-    given = args.password or os.environ.get("AMARO_PASSWORD")
+def password(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    given = args.password or env.get("AMARO_PASSWORD")
     if given:
         return str(given)
     if not sys.stdin.isatty():
@@ -126,9 +127,9 @@ def password(args: argparse.Namespace) -> str:
 async def cmd_login(ctx: Context) -> int:
     args = ctx.args
     if args.command == "signup":
-        grant = await auth.signup(ctx.url, args.username, password(args), args.display_name or "")
+        grant = await auth.signup(ctx.url, args.username, password(args, ctx.env), args.display_name or "")
     else:
-        grant = await auth.login(ctx.url, args.username, password(args))
+        grant = await auth.login(ctx.url, args.username, password(args, ctx.env))
     ctx.keep(grant)
     ctx.say(f"logged in as {grant.username} ({grant.user_id})")
     return 0
@@ -335,25 +336,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def context(args: argparse.Namespace, out: TextIO) -> Context:
-    files = SessionFile(home())
+def context(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> Context:
+    files = SessionFile(home(env))
     stored = files.load()
     urls = stored[1] if stored is not None else {}
-    url = getattr(args, "url", None) or os.environ.get("AMARO_URL") or urls.get("url") or DEFAULT_URL
-    ws = getattr(args, "ws", None) or os.environ.get("AMARO_WS_URL") or (
+    url = getattr(args, "url", None) or env.get("AMARO_URL") or urls.get("url") or DEFAULT_URL
+    ws = getattr(args, "ws", None) or env.get("AMARO_WS_URL") or (
         urls["ws"] if urls.get("ws") and urls.get("url") == url else ws_url_for(url))
     if not url.startswith(("http://", "https://")):
         raise Usage(f"--url must be http(s)://, got {url!r}")
     if not ws.startswith(("ws://", "wss://")):
         raise Usage(f"--ws must be ws(s)://, got {ws!r}")
     args.json = getattr(args, "json", False)
-    return Context(args, out, files, url.rstrip("/"), ws)
+    return Context(args, out, files, url.rstrip("/"), ws, env)
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None, env: Mapping[str, str], out: TextIO | None = None) -> int:
+    """Run one command; ``env`` is the environment it reads its defaults from (``AMARO_URL``,
+    ``AMARO_WS_URL``, ``AMARO_CLIENT_HOME``, ``AMARO_PASSWORD``)."""
     args = build_parser().parse_args(argv)
     try:
-        ctx = context(args, out or sys.stdout)
+        ctx = context(args, env, out or sys.stdout)
         return asyncio.run(COMMANDS[args.command](ctx))
     except Usage as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -369,7 +372,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console script: this program's composition root, the one place it reads the environment."""
+    sys.exit(main(None, os.environ))
 
 
 if __name__ == "__main__":

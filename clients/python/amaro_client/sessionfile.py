@@ -13,8 +13,7 @@ from typing import Any
 from amaro_client.auth import Grant
 
 
-def home(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
+def home(env: Mapping[str, str]) -> Path:
     if env.get("AMARO_CLIENT_HOME"):
         return Path(env["AMARO_CLIENT_HOME"])
     return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "amaro"
