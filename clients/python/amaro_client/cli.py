@@ -185,6 +185,9 @@ async def cmd_tail(ctx: Context) -> int:
             frame = await client.next_event(timeout_s=ctx.args.timeout)
             if isinstance(frame, F.Welcome) and not ctx.args.json:
                 ctx.say(f"# connected to {frame.node}")  # again after each reconnect, then resumed
+            if isinstance(frame, F.Subscribed) and frame.ch == channel and not frame.recovered:
+                print(f"{PROG}: {channel}: what was missed is older than the server keeps; "
+                      "some frames were lost", file=sys.stderr)
             if isinstance(frame, (F.Subscribed, F.Unsubscribed)) or getattr(frame, "ch", None) != channel:
                 continue  # resubscription answers; frames of no channel or of another one
             seen += 1
