@@ -3,6 +3,7 @@
 
 import { Api, Client } from "../../js/src/index.js";
 import { h, refreshTimes } from "./dom.js";
+import { useLikes } from "./likes.js";
 import { applyMediaFrame } from "./posts.js";
 import { authView } from "./views/auth.js";
 import { homeView } from "./views/home.js";
@@ -46,6 +47,7 @@ function signedIn(api, config, me) {
   const client = new Client({ endpoints: config.ws, token: () => api.accessToken(), name: "amaro-web/0.1" });
   /** @type {Ctx} */
   const ctx = { api, client, config, me };
+  useLikes(client, me.id);
 
   const connection = h("div", { class: "connection", role: "status", "aria-label": "Connection" });
   const search = h("input", { id: "find-people", type: "text", enterkeyhint: "go", class: "input search", placeholder: "Find people",

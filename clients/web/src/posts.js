@@ -2,6 +2,7 @@
 // endless scroll.
 
 import { avatar, emptyState, errorText, h, nameOf, replace, timeEl, uid } from "./dom.js";
+import { likeButton } from "./likes.js";
 import { releasePlayers, upgradePlayer, videoPlayer } from "./video.js";
 
 /**
@@ -34,6 +35,7 @@ export function postArticle(post, api) {
     article.append(media);
     void renderMedia(media, post, api);
   }
+  if (post.state === "published") article.append(likeButton(post));
   return article;
 }
 
@@ -62,6 +64,8 @@ async function renderMedia(box, post, api) {
     }
     releasePlayers(box);
     replace(box, videoPlayer(url, media.urls.poster ?? null, `Video by ${nameOf(post.author)}`));
+    const article = box.closest("article");
+    if (article && post.state === "published" && !article.querySelector(".post-actions")) article.append(likeButton(post));
     const { width, height } = media;
     if (width && height) box.style.aspectRatio = `${width} / ${height}`;
   } catch (err) {
