@@ -6,6 +6,7 @@ post composes on it. An upload can be cancelled and aborted."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import signal
@@ -99,3 +100,15 @@ async def test_a_cancelled_upload_can_be_aborted(running_node: RunningNode, clip
         await uploads.head(url)
     assert gone.value.status in (404, 410)
     assert await uploads.abort(clip) is False  # nothing left to abort
+
+
+async def test_a_refused_token_is_refreshed_for_the_creation_and_for_a_patch(running_node: RunningNode,
+                                                                            clip: Path) -> None:
+    grant = await signup(running_node.http_url, f"sdk{secrets.token_hex(4)}", PASSWORD)
+    api = Api(running_node.http_url, dataclasses.replace(grant, access_token="at1.not.valid"))
+    created = await Uploads.for_api(api, chunk_size=CHUNK).create(clip)  # 401, refreshed, created
+    assert api.grant is not None and api.grant.refresh_token != grant.refresh_token
+    again = Api(running_node.http_url, dataclasses.replace(api.grant, access_token="at1.not.valid"))
+    done = await Uploads.for_api(again, chunk_size=CHUNK).send(created, clip)  # the first PATCH: 401
+    assert done.complete and again.grant is not None and again.grant.refresh_token != api.grant.refresh_token
+    assert (await Uploads.for_api(again).head(done.url)).offset == clip.stat().st_size

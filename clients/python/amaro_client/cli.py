@@ -260,8 +260,8 @@ async def cmd_upload(ctx: Context) -> int:
     client = await socket(ctx, api)
     try:
         await client.subscribe(f"user:{me}")  # before the first byte: no media event can be missed
-        uploads = Uploads(ctx.url, api.access_token, store=ResumeStore(ctx.files.uploads),
-                          chunk_size=args.chunk_mb * 1024 * 1024, max_rate_bps=args.max_rate)
+        uploads = Uploads.for_api(api, store=ResumeStore(ctx.files.uploads), chunk_size=args.chunk_mb * 1024 * 1024,
+                                  max_rate_bps=args.max_rate)
         bar = ProgressLine(sys.stderr, sys.stderr.isatty())
         done = await uploads.upload(path, progress=bar, user=me)
         post = await api.create_post(upload_id=done.upload_id, body=args.body, visibility=args.visibility)

@@ -1,6 +1,6 @@
 """Resumable uploads: a tus 1.0 client of the platform's ``/uploads/`` endpoint (docs/media.md).
 
-    uploads = Uploads("http://127.0.0.1:8000", api.access_token, store=ResumeStore(path))
+    uploads = Uploads.for_api(api, store=ResumeStore(path))   # or Uploads(base_url, token)
     done = await uploads.upload("dance.mp4", progress=lambda sent, total: ...)
     post = await api.create_post(upload_id=done.upload_id, body="Khelas!")
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amaro_client.api import Api
 from amaro_client.http import ApiError, check_http_url, retry_after
 
 Progress = Callable[[int, int], None]
@@ -123,11 +124,13 @@ def _metadata(pairs: dict[str, str]) -> str:
 
 class Uploads:
     """The tus client of one user. ``token`` is an access token or an async source of one (e.g.
-    ``api.access_token``, which refreshes)."""
+    ``api.access_token``, which refreshes before expiry); ``refresh(stale_token)``, when given, is
+    called once when the server refuses a token (``for_api`` wires both to an ``Api``)."""
 
     def __init__(self, base_url: str, token: str | TokenSource, *, endpoint: str = "/uploads/",
                  chunk_size: int = 8 * 1024 * 1024, store: ResumeStore | None = None, checksum: bool = True,
-                 max_rate_bps: float | None = None, retries: int = 5, timeout_s: float = 30.0) -> None:
+                 max_rate_bps: float | None = None, retries: int = 5, timeout_s: float = 30.0,
+                 refresh: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.endpoint = urllib.parse.urljoin(base_url.rstrip("/") + "/", endpoint.lstrip("/"))
         check_http_url(self.endpoint)
         self._token = token
@@ -138,10 +141,15 @@ class Uploads:
         self.retries = retries
         self.timeout_s = timeout_s
         self._cancel = threading.Event()
+        self._refresh = refresh
 
-    async def _bearer(self) -> dict[str, str]:
-        token = self._token if isinstance(self._token, str) else await self._token()
-        return {**TUS, "Authorization": f"Bearer {token}"}
+    @classmethod
+    def for_api(cls, api: Api, **options: Any) -> Uploads:
+        """Uploads as ``api``'s user, with its grant's refreshes."""
+        return cls(api.base_url, api.access_token, refresh=lambda stale: api.refresh(stale=stale), **options)
+
+    async def _bearer(self) -> str:
+        return self._token if isinstance(self._token, str) else await self._token()
 
     # -- one request, in a thread -----------------------------------------------------------------
 
@@ -161,8 +169,13 @@ class Uploads:
     async def _call(self, method: str, url: str, headers: dict[str, str] | None = None,
                     body: Iterator[bytes] | None = None, ok: tuple[int, ...] = (200, 201, 204)
                     ) -> http.client.HTTPMessage:
-        all_headers = {**await self._bearer(), **(headers or {})}
+        token = await self._bearer()
+        all_headers = {**TUS, "Authorization": f"Bearer {token}", **(headers or {})}
         status, answer, text = await asyncio.to_thread(self._exchange, method, url, all_headers, body)
+        if status == 401 and self._refresh is not None and body is None:
+            await self._refresh(token)  # refused although it looked fresh: once more, refreshed
+            all_headers["Authorization"] = f"Bearer {await self._bearer()}"
+            status, answer, text = await asyncio.to_thread(self._exchange, method, url, all_headers, body)
         if status not in ok:
             message = text.decode("utf-8", "replace").strip()
             raise UploadError(status, answer.get("Amaro-Error", "http_error"), message,
@@ -253,12 +266,15 @@ class Uploads:
             except UploadCancelled:
                 raise
             except (UploadError, OSError, http.client.HTTPException) as exc:
-                if isinstance(exc, UploadError) and exc.status not in RETRYABLE and exc.code not in (
-                        "offset_mismatch", "token_expired", "checksum_mismatch"):
+                refused = isinstance(exc, UploadError) and exc.status == 401 and self._refresh is not None
+                if isinstance(exc, UploadError) and exc.status not in RETRYABLE and not refused and exc.code not in (
+                        "offset_mismatch", "checksum_mismatch"):
                     raise
                 failures += 1
                 if failures > self.retries:
                     raise
+                if refused and self._refresh is not None:
+                    await self._refresh(await self._bearer())
                 wait = exc.retry_after if isinstance(exc, UploadError) and exc.retry_after is not None \
                     else min(10.0, 0.25 * 2 ** failures)
                 await asyncio.sleep(wait)
