@@ -1,7 +1,7 @@
 // Likes on posts: a ❤️ reaction over the socket. The server counts reactions but does not say
 // whose they are, so the posts this person liked are remembered in this browser.
 
-import { h, uid } from "./dom.js";
+import { h, replace, uid } from "./dom.js";
 
 const EMOJI = "❤️";
 const REMEMBERED = 1000;
@@ -40,7 +40,7 @@ function remember(postId, on) {
 }
 
 /**
- * The like button of a post, with its count.
+ * The like button of a post and its count.
  * @param {{id: string, reactions?: Record<string, number>}} post
  */
 export function likeButton(post) {
@@ -52,7 +52,7 @@ export function likeButton(post) {
     h("span", { class: "heart", "aria-hidden": "true" }), "Like");
   const render = () => {
     button.setAttribute("aria-pressed", String(on));
-    count.textContent = total > 0 ? (total === 1 ? "1 like" : `${total} likes`) : "";
+    replace(count, total > 0 ? String(total) : "", total > 0 ? h("span", { class: "visually-hidden" }, total === 1 ? " like" : " likes") : "");
   };
   render();
   button.addEventListener("click", async () => {
@@ -69,5 +69,5 @@ export function likeButton(post) {
       render();
     }
   });
-  return h("div", { class: "post-actions" }, button, count);
+  return [button, count];
 }

@@ -2,6 +2,7 @@
 // endless scroll.
 
 import { avatar, emptyState, errorText, h, nameOf, replace, timeEl, uid } from "./dom.js";
+import { commentsToggle } from "./comments.js";
 import { likeButton } from "./likes.js";
 import { releasePlayers, upgradePlayer, videoPlayer } from "./video.js";
 
@@ -35,8 +36,19 @@ export function postArticle(post, api) {
     article.append(media);
     void renderMedia(media, post, api);
   }
-  if (post.state === "published") article.append(likeButton(post));
+  if (post.state === "published") addActions(article, post, api);
   return article;
+}
+
+/**
+ * Like and comments, once a post is published.
+ * @param {HTMLElement} article
+ * @param {Post} post
+ * @param {Api} api
+ */
+function addActions(article, post, api) {
+  const comments = commentsToggle(post, api);
+  article.append(h("div", { class: "post-actions" }, ...likeButton(post), ...comments.controls), comments.thread);
 }
 
 /**
@@ -65,7 +77,7 @@ async function renderMedia(box, post, api) {
     releasePlayers(box);
     replace(box, videoPlayer(url, media.urls.poster ?? null, `Video by ${nameOf(post.author)}`));
     const article = box.closest("article");
-    if (article && post.state === "published" && !article.querySelector(".post-actions")) article.append(likeButton(post));
+    if (article && post.state === "published" && !article.querySelector(".post-actions")) addActions(article, post, api);
     const { width, height } = media;
     if (width && height) box.style.aspectRatio = `${width} / ${height}`;
   } catch (err) {
