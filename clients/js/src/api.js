@@ -102,16 +102,11 @@ export class Api {
   }
 
   /**
-   * The signed-in user ({id, username, display_name}), or null. It is also callable:
-   * `api.user(id)` fetches a profile (the same as `profile(id)`).
-   * @returns {(((id: string) => Promise<any>) & SessionUser) | null}
+   * The signed-in user ({id, username, display_name}), or null. `profile(id)` fetches anyone's.
+   * @returns {SessionUser | null}
    */
   get user() {
-    const current = this.session?.user ?? null;
-    if (current === null) return null;
-    /** @param {string} id */
-    const fetchProfile = (id) => this.profile(id);
-    return Object.assign(fetchProfile, { id: current.id, username: current.username, display_name: current.display_name });
+    return this.session?.user ?? null;
   }
 
   /**

@@ -336,7 +336,7 @@ test("the rest of the social API: profiles, private follows, posts and comments,
   assert.equal((await ana.api.relationship(luca.id)).following, true);
   assert.ok((await ana.api.followers(luca.id)).items.some((/** @type {any} */ i) => i.user.id === ana.id));
   assert.ok((await luca.api.following(luca.id)).items.some((/** @type {any} */ i) => i.user.id === ana.id));
-  assert.equal((await /** @type {any} */ (ana.api).user(luca.id)).id, luca.id, "api.user(id) fetches a profile");
+  assert.equal((await ana.api.profile(luca.id)).id, luca.id, "profile(id) fetches a profile");
   await ana.api.unfollow(luca.id);
   assert.equal((await ana.api.relationship(luca.id)).following, false);
   await luca.api.updateMe({ private: false });
