@@ -57,7 +57,8 @@ export class Api {
   constructor({ baseUrl = "", storage = globalThis.localStorage ?? null, fetch = globalThis.fetch } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.storage = storage;
-    this.fetchImpl = fetch;
+    // Called as a method of this object, a browser's own fetch throws "Illegal invocation".
+    this.fetchImpl = fetch === globalThis.fetch ? fetch.bind(globalThis) : fetch;
     /** @type {StoredSession | null} */
     this.session = this.load();
     /** @type {Promise<string> | null} the refresh in flight, shared by every caller */
