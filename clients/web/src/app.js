@@ -89,7 +89,7 @@ function signedIn(api, config, me) {
     if (state === "open") wasOpen = true;
     const down = wasOpen && (state === "reconnecting" || state === "connecting");
     // "closed" without our asking: the server said not to come back (or the session ended).
-    const gone = wasOpen && state === "closed";
+    const gone = state === "closed" && (wasOpen || client.stopReason !== null);
     connection.textContent = down ? "Reconnecting…" : gone ? "Disconnected. Reload the page to reconnect." : "";
     connection.classList.toggle("down", down || gone);
   });
@@ -131,7 +131,7 @@ function signedIn(api, config, me) {
   };
   document.addEventListener("visibilitychange", onVisibility);
 
-  client.connect();
+  client.connect().catch(() => { /* it stopped for good: the Connection status says so */ });
   client.subscribe(`user:${me.id}`).catch((/** @type {unknown} */ err) => console.warn("user channel", err));
   show();
 
