@@ -4,6 +4,8 @@ import { avatar, emptyState, errorText, h, nameOf, replace, timeEl, uid } from "
 
 /** @typedef {import("../app.js").Ctx} Ctx */
 
+const LIVE_ROOMS = 30;
+
 /** A room's name as people see it: a direct room is named after the other person. @param {any} room */
 export function roomTitle(room) {
   if (room.kind === "direct") return nameOf(room.peer) || room.title || "Direct messages";
@@ -24,6 +26,7 @@ export function roomsView(main, ctx) {
       const page = await api.rooms();
       if (!alive) return;
       replace(list, page.items.map((/** @type {any} */ room) => roomRow(room, me.id)));
+      for (const room of page.items.slice(0, LIVE_ROOMS)) watch(room.id);
       replace(status, page.items.length ? "" :
         emptyState("No conversations yet", "Open someone's profile and press Message to start one."));
     } catch (err) {
@@ -39,13 +42,28 @@ export function roomsView(main, ctx) {
   const offFeed = client.on("feed", (/** @type {any} */ f) => {
     if (f.ch === `user:${me.id}` && String(f.kind).startsWith("room.")) refreshSoon();
   });
-  const poll = setInterval(load, 15_000);
+  // New messages in the rooms on screen move their unread counts at once.
+  /** @type {Set<string>} */
+  const watched = new Set();
+  /** @param {string} roomId */
+  function watch(roomId) {
+    const ch = `room:${roomId}`;
+    if (watched.has(ch)) return;
+    watched.add(ch);
+    client.subscribe(ch).catch(() => watched.delete(ch));
+  }
+  const offEvents = client.on("event", (/** @type {any} */ f) => {
+    if (f.t === "chat.msg" && watched.has(f.ch)) refreshSoon();
+  });
+  const poll = setInterval(load, 30_000);
 
   main.append(h("h1", { class: "page-title", tabindex: -1 }, "Rooms"), newGroup(ctx), list, status);
   void load();
   return () => {
     alive = false;
     offFeed();
+    offEvents();
+    for (const ch of watched) client.unsubscribe(ch).catch(() => {});
     clearTimeout(timer);
     clearInterval(poll);
   };
