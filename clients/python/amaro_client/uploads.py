@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import http.client
 import json
@@ -314,7 +313,16 @@ class Uploads:
         known = self.store.get(key)
         if known is None:
             return False
-        with contextlib.suppress(UploadError):
-            await self.terminate(Upload(str(known["url"]), "", "", 0))
+        for attempt in range(self.retries + 1):
+            try:
+                await self.terminate(Upload(str(known["url"]), "", "", 0))
+                break
+            except UploadError as exc:
+                if exc.status in (404, 410):
+                    break  # already gone (expired, or terminated before)
+                if exc.status not in RETRYABLE or attempt == self.retries:
+                    raise  # e.g. 409 complete: a finished upload is not aborted
+                # 423: a PATCH that was just cut off is still being committed
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else 0.25 * 2 ** attempt)
         self.store.drop(key)
         return True
