@@ -137,12 +137,15 @@ def web_routes(web_dir: str, public_ws_urls: tuple[str, ...], media_base: str,
             found = await run_in_threadpool(files.find, relative)
         if found is None:
             return JSONResponse({"error": {"code": "not_found", "message": "not found"}}, status_code=404)
-        headers = {**security_headers(request), "ETag": found.etag, "Vary": "Accept-Encoding",
+        zipped = found.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
+        # Each encoding is its own representation, with its own strong validator.
+        etag = found.etag[:-1] + '-gz"' if zipped else found.etag
+        headers = {**security_headers(request), "ETag": etag, "Vary": "Accept-Encoding",
                    "Cache-Control": IMMUTABLE if _is_hashed(relative) else "no-cache"}
-        if found.etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         body = found.body
-        if found.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        if zipped and found.gzipped is not None:
             body = found.gzipped
             headers["Content-Encoding"] = "gzip"
         if request.method == "HEAD":

@@ -70,6 +70,9 @@ async def test_index_is_served_with_a_strict_policy(running_node: RunningNode) -
         assert csp["connect-src"] == ["'self'", f"ws://127.0.0.1:{running_node.parts.ws_port}/ws"]
         again = await http.get("/", headers={"If-None-Match": page.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
+        plain = await http.get("/", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.text == page.text
+        assert plain.headers["etag"] != page.headers["etag"]  # one validator per encoding
         zipped = await http.get("/app.js", headers={"Accept-Encoding": "gzip"})
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.headers["content-type"].startswith("text/javascript")
