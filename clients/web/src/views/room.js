@@ -61,11 +61,18 @@ export function roomView(main, ctx, roomId) {
   const form = h("form", { class: "message-form" },
     h("label", { for: inputId, class: "visually-hidden" }, "Message"), input, send);
 
+  // Keyboard users reach the message box without tabbing through every message's buttons.
+  const jump = h("a", { href: `#${inputId}`, class: "skip-inline" }, "Jump to the message box");
+  jump.addEventListener("click", (event) => {
+    event.preventDefault();
+    input.focus();
+  });
+
   main.classList.add("main-room");
   main.append(
     h("div", { class: "room-head" },
       h("a", { href: "#/rooms", class: "back" }, h("span", { "aria-hidden": "true" }, "‹ "), "Back"),
-      title, onlineRegion),
+      title, onlineRegion, jump),
     log, typing, error, form);
 
   // -- names, presence, typing ---------------------------------------------------------------------
