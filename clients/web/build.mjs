@@ -1,14 +1,16 @@
 // Builds the web app into dist/: one ES module entry (app.js, the name index.html loads), shared
 // and lazily imported code (hls.js) as content-hashed chunks in dist/assets/, and the static files.
-// dist/ is committed so a hub node serves the app without a build step.
+// dist/ is committed so a hub node serves the app without a build step; a test checks it is the
+// build of the sources as they are.
 import { build } from "esbuild";
 import { cp, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, "dist");
+// `node build.mjs [folder]`: the folder to build into (tests build elsewhere to compare with dist/).
+const dist = process.argv[2] ? resolve(process.argv[2]) : join(here, "dist");
 const BUDGET = 150 * 1024; // all JavaScript, gzip-compressed
 
 await rm(dist, { recursive: true, force: true });
@@ -16,6 +18,8 @@ await mkdir(dist, { recursive: true });
 await cp(join(here, "static"), dist, { recursive: true });
 
 await build({
+  // Chunk names hash paths relative to the working directory: fixed, so any caller builds the same files.
+  absWorkingDir: here,
   entryPoints: { app: join(here, "src", "app.js") },
   outdir: dist,
   entryNames: "[name]",

@@ -156,8 +156,7 @@ async function start() {
       h("p", { role: "alert" }, "The service is not reachable right now. Please reload in a moment.")));
     return;
   }
-  // fetch is bound to the window: called as a method of another object it throws "Illegal invocation".
-  const api = new Api({ baseUrl: "", fetch: (input, init) => globalThis.fetch(input, init) });
+  const api = new Api({ baseUrl: "" });
   /** @type {(() => void) | null} */
   let teardown = null;
   /** @type {string | null} */
