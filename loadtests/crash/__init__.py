@@ -1,0 +1,1 @@
+"""The five-user crash replay: simulated people against a target, figures per phase, a verdict."""
