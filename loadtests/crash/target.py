@@ -4,6 +4,14 @@ The runner owns the clock and the timing of light actions (it wraps every call i
 monotonic timer); a target only performs them. Deliveries (chat messages, presence changes)
 are timed by the receiver: a `Person` hands each one to the `Inbox` callback the runner gives
 it, with the monotonic time it arrived, and the runner matches it to the send.
+
+Presence: a person's socket (or polling session) being open is "online". The runner times a
+friend's *join* (connect start -> `PresenceSeen(online=True)` at each online friend); leaves are
+debounced by design (the hub's grace), so they are delivered but not timed.
+
+Wiring: a target module exposes `make_target(url: str | None) -> Target` (None: start its own
+server; a URL: attach to a running one). The runner imports `loadtests.crash.platform_target`
+and `loadtests.crash.naive_target` and calls it.
 """
 
 from __future__ import annotations
