@@ -218,9 +218,24 @@ def test_a_video_post_uploads_shows_processing_then_plays(browsing: Browsing, pl
 
     video = post.locator("video")
     expect(video).to_be_visible(timeout=90_000)
+    element, first_url = video.element_handle(), video.evaluate("v => v.dataset.src")  # the good-enough playlist
     if video.evaluate("v => v.paused"):
         video.click()  # a person's click, like pressing play
     cam.wait_for_function("v => v.currentTime > 1 || v.error !== null", arg=video.element_handle(), timeout=30_000)
     assert video.evaluate("v => v.error && v.error.code") is None
     screenshot(cam, "07-video-playing")
     assert video.evaluate("v => v.currentTime") > 1
+
+    # The better renditions arrive while the viewer has paused: the same element switches to the
+    # upgraded playlist in place (no reload, no new player), at the same position, and plays on.
+    element.evaluate("v => v.pause()")  # the viewer pauses (a 10 s clip would end before the upgrade)
+    paused_at = element.evaluate("v => v.currentTime")
+    cam.wait_for_function("([v, first]) => v.dataset.src !== first", arg=[element, first_url], timeout=120_000)
+    assert element.evaluate("v => v.isConnected") and post.locator("video").count() == 1, \
+        "the player was replaced instead of upgraded"
+    cam.wait_for_function("([v, at]) => v.readyState >= 2 && Math.abs(v.currentTime - at) < 1",
+                          arg=[element, paused_at], timeout=30_000)
+    element.evaluate("v => v.play()")  # and presses play again
+    cam.wait_for_function("([v, at]) => v.currentTime > at + 1 || v.error !== null", arg=[element, paused_at],
+                          timeout=30_000)
+    assert element.evaluate("v => v.error && v.error.code") is None
