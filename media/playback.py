@@ -373,18 +373,31 @@ def playback_routes(ctx: MediaContext, urls: UrlSigner, posts: PostVisibility) -
 
 
 def playback_openapi() -> dict[str, Any]:
-    """The OpenAPI path of ``GET /api/v1/media/<upload id>`` (the root merges it into the API's)."""
-    url = {"type": ["string", "null"]}
+    """The OpenAPI path of ``GET /api/v1/media/<upload id>`` (the root merges it into the API's):
+    the body ``playback_body`` answers, key for key (a test compares them)."""
+    url = {"type": ["string", "null"], "description": "a signed, expiring /m/ URL"}
+    text, number, time = {"type": ["string", "null"]}, {"type": ["number", "null"]}, {"type": ["string", "null"],
+                                                                                        "format": "date-time"}
+    listed = {"type": "array", "items": {"type": "object"}}
+    urls = {"type": "object", "properties": {
+        "playlist": {**url, "description": "what a player opens: the ladder once upgraded, else the fast rendition"},
+        "master": url, "fast": url, "fast_complete": {"type": ["boolean", "null"]}, "poster": url, "preview": url,
+        "storyboard": {"type": "object", "properties": {"vtt": url, "sprite": url}}}}
+    body = {"type": "object", "required": ["id", "state", "urls"], "properties": {
+        "id": {"type": "string"}, "post_id": text, "owner_id": {"type": "string"}, "kind": text,
+        "state": {"enum": ["uploading", "processing", "good_enough", "upgraded", "failed"]},
+        "failure": {"type": ["object", "null"], "properties": {"reason": text, "detail": text}},
+        "width": number, "height": number, "duration_s": number, "plan_id": text,
+        "plan": {"type": ["object", "null"]}, "reasons": {"type": "array"}, "renditions": listed,
+        "variants": listed, "placeholder": {**text, "description": "a tiny data: URL image"}, "urls": urls,
+        "expires_at": {"type": "number", "description": "when the URLs expire, Unix seconds"},
+        "created_at": time, "good_enough_at": time, "upgraded_at": time}}
     return {"/api/v1/media/{upload_id}": {"get": {
         "summary": "A media item's state, plan and signed URLs", "tags": ["media"],
         "operationId": "get_media_upload_id", "security": [{"bearer": []}],
         "parameters": [{"name": "upload_id", "in": "path", "required": True,
                         "schema": {"type": "string", "format": "uuid"}}],
         "responses": {
-            "200": {"description": "ok", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["id", "state", "urls"],
-                "properties": {"id": {"type": "string"}, "post_id": {"type": "string"},
-                               "state": {"enum": ["uploading", "processing", "good_enough", "upgraded", "failed"]},
-                               "urls": {"type": "object", "properties": {"hls": url, "poster": url}}}}}}},
+            "200": {"description": "ok", "content": {"application/json": {"schema": body}}},
             "401": {"description": "not authenticated"},
             "404": {"description": "not found, or not visible to the viewer"}}}}}

@@ -168,6 +168,12 @@ async def test_upload_to_good_enough_to_upgraded(running_node: RunningNode, work
         assert urls[name] and urls[name].startswith("/m/"), name
     assert urls["storyboard"]["vtt"] and urls["storyboard"]["sprite"]
     assert body["placeholder"].startswith("data:image/jpeg;base64,")
+    # What the API document says of this answer is what it holds, key for key.
+    documented = (await http.get("/api/v1/openapi.json")).json()["paths"]["/api/v1/media/{upload_id}"]["get"]
+    schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(body) == set(schema["properties"])
+    assert set(urls) == set(schema["properties"]["urls"]["properties"])
+    assert set(urls["storyboard"]) == set(schema["properties"]["urls"]["properties"]["storyboard"]["properties"])
 
     master_url = f"{running_node.http_url}{urls['master']}"
     master = await asyncio.to_thread(_ffprobe, tools, master_url)  # the node runs on this loop
