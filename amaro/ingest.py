@@ -47,7 +47,10 @@ def build_ingest_app(settings: Settings, *, events: MediaEvents | None = None, e
     contexts: list[MediaContext] = []
 
     async def check() -> dict[str, str]:
-        return await opened[0].check() if opened else {"services": "starting"}
+        checks = await opened[0].check() if opened else {"services": "starting"}
+        if getattr(app.state, "draining", False):
+            checks["node"] = "draining"
+        return checks
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -81,5 +84,6 @@ def build_ingest_app(settings: Settings, *, events: MediaEvents | None = None, e
 
 
 async def drain_ingest(app: Starlette, timeout_s: float) -> None:
+    app.state.draining = True  # /readyz answers 503 from now on
     for ctx in list(app.state.media_contexts):
         await drain_uploads(ctx, timeout_s)

@@ -56,6 +56,7 @@ class NodeParts:
     activity: Activity
     warmer: Warmer
     serve_uploads: bool = True
+    draining: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -91,7 +92,7 @@ class NodeParts:
     def routes(self) -> list[BaseRoute]:
         endpoints = self.endpoints()
         routes: list[BaseRoute] = [
-            *health_routes(self.services.check),
+            *health_routes(self.readiness),
             *(e.route(self.signer) for e in endpoints),
             openapi_route(endpoints, playback_openapi()),
             *playback_routes(self.media, url_signer(self.settings), self.access),
@@ -124,8 +125,17 @@ class NodeParts:
             self._tasks += [asyncio.create_task(run_cleanup(self.media), name="media-cleanup"),
                             asyncio.create_task(run_key_rotation(self.media), name="media-key-rotation")]
 
+    async def readiness(self) -> dict[str, str]:
+        """``/readyz``: the services answer and the node is not draining (a balancer stops sending
+        it new sockets and requests the moment drain starts)."""
+        checks = await self.services.check()
+        if self.draining:
+            checks["node"] = "draining"
+        return checks
+
     async def drain(self) -> None:
         """Tell sockets to reconnect elsewhere and let uploads commit what arrived, together."""
+        self.draining = True
         if not self.serve_uploads:
             await self.hub.drain()
             return

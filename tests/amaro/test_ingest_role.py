@@ -46,3 +46,17 @@ def test_a_malformed_cpu_list_stops_the_node_with_a_clear_error(settings: Settin
     process, _ = start(settings, tmp_path, "0;1")
     assert process.wait(30) != 0
     assert "AMARO_INGEST_CPUS must be auto, all or a CPU list" in (tmp_path / "ingest.log").read_text()
+
+
+def test_an_ingest_node_is_not_ready_once_it_drains(settings: Settings, tmp_path: Path) -> None:
+    """``/readyz`` turns 503 when drain starts, so the balancer sends uploads elsewhere."""
+    from starlette.testclient import TestClient
+
+    from amaro.ingest import build_ingest_app, drain_ingest
+
+    app = build_ingest_app(with_node(settings, node_id="ingest-drain", data_dir=tmp_path), background=False)
+    with TestClient(app) as http:
+        assert http.get("/readyz").status_code == 200
+        http.portal.call(drain_ingest, app, 1.0)
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["node"] == "draining"
