@@ -92,9 +92,9 @@ def render_html(result: dict[str, Any]) -> str:
     parts += latency_section(runs, grid)
     parts += box_section(runs, grid)
     parts += ['<section aria-labelledby="phases"><h2 id="phases">Light actions per phase</h2>',
-              f'<p class="note">Latencies in ms. A highlighted cell (&#9650;) is over a verdict limit: an error, a '
-              f'p99 during uploads over {LIMIT_MS:g} ms, or over the larger of 1.5&times; and +10 ms of the same '
-              "action's p99 before uploads.</p>",
+              '<p class="note">Latencies in ms. A highlighted cell (&#9650;) is one the verdict names as failing '
+              f"(a p99 during uploads at or over {LIMIT_MS:g} ms, or over the larger of 1.5&times; and +10 ms of the "
+              "same action's p99 before uploads; no sample to judge) or counts errors.</p>",
               f'<div class="{grid}">', *(phase_table(run) for run in runs), "</div></section>",
               '<section aria-labelledby="uploads"><h2 id="uploads">Uploads</h2>',
               f'<div class="{grid}">', *(uploads_table(run) for run in runs), "</div></section>",
@@ -134,26 +134,29 @@ def verdict_block(run: dict[str, Any]) -> str:
 
 
 def failure_words(failure: dict[str, Any]) -> str:
-    """One failed rule in words: "Chat delivery p99 during uploads 412 ms > 100 ms (detail)"."""
+    """One failed rule in words: "Chat delivery p99 during uploads 412 ms > 100 ms"."""
     rule = str(failure.get("rule") or "")
     action, phase = failure.get("action"), failure.get("phase")
     value, limit = failure.get("value"), failure.get("limit")
-    detail = str(failure.get("detail") or "")
-    if value is None or limit is None:
-        return detail or rule
-    if "error" in rule:
-        metric, unit = "errors", ""
-    elif "upload" in rule or "good_enough" in rule or "complete" in rule:
-        metric, unit = "", " s"
-    else:
+    detail = str(failure.get("detail") or rule)
+    if not action or value is None or limit is None or not isinstance(value, int | float):
+        return detail[:1].upper() + detail[1:]
+    if rule.startswith("p99"):
         metric, unit = "p99", " ms"
-    subject = ACTION_NAMES.get(str(action), str(action)) if action else "Uploads"
-    words = " ".join(w for w in (subject, metric, PHASE_WORDS.get(str(phase), str(phase or ""))) if w)
-    text = f"{words} {number(value)}{unit} > {number(limit)}{unit}"
-    return f"{text} ({detail})" if detail and detail != text else text
+    elif "error" in rule:
+        metric, unit = "errors", ""
+    else:
+        return detail[:1].upper() + detail[1:]
+    subject = f"{ACTION_NAMES.get(str(action), str(action))} {metric} {PHASE_WORDS.get(str(phase), str(phase))}"
+    text = f"{subject} {number(value)}{unit} {'>' if value > limit else '≥'} {number(limit)}{unit}"
+    if rule == "p99_regression":
+        text += " (the larger of 1.5 times and +10 ms of its p99 before uploads)"
+    return text
 
 
 def number(value: Any) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or abs(value) >= 100:
@@ -265,7 +268,8 @@ def thin(samples: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
 
 
 def rolling_p99(points: Sequence[tuple[float, float]], window: float, end: float) -> list[tuple[float, float]]:
-    """p99 (nearest rank) of the samples in the trailing ``window`` seconds, every ``window / 4``."""
+    """p99 (nearest rank, as the runner's figures) of the samples in the trailing ``window`` seconds,
+    every ``window / 4``."""
     out: list[tuple[float, float]] = []
     if not points:
         return out
@@ -280,7 +284,7 @@ def rolling_p99(points: Sequence[tuple[float, float]], window: float, end: float
             low += 1
         if high > low:
             values = sorted(ms for _, ms in points[low:high])
-            out.append((min(t, end), values[max(math.ceil(0.99 * len(values)) - 1, 0)]))
+            out.append((min(t, end), values[round(0.99 * (len(values) - 1))]))
         t += step
     return out
 
@@ -352,21 +356,17 @@ def io_figure(run: dict[str, Any]) -> str:
 
 
 def over_limits(run: dict[str, Any]) -> set[tuple[str, str, str]]:
-    """(action, phase, column) cells over a verdict limit: as the verdict names them, and as the
-    issue's rules read on the table itself (so a cell is marked even when the run has no verdict)."""
+    """(action, phase, column) cells the verdict names as failing, and every cell counting errors."""
     cells: set[tuple[str, str, str]] = set()
     for f in (run.get("verdict") or {}).get("failures") or []:
+        rule = str(f.get("rule"))
         if f.get("action") and f.get("phase"):
-            cells.add((f["action"], f["phase"], "errors" if "error" in str(f.get("rule")) else "p99"))
+            column = "p99" if rule.startswith("p99") else "errors" if "error" in rule else "count"
+            cells.add((f["action"], f["phase"], column))
     for action, phases in (run.get("actions") or {}).items():
-        before = (phases.get("before") or {}).get("p99")
         for phase, figures in phases.items():
             if figures.get("errors"):
                 cells.add((action, phase, "errors"))
-        during = (phases.get("during") or {}).get("p99")
-        if during is not None and (during > LIMIT_MS or (before is not None and during > max(1.5 * before,
-                                                                                            before + 10))):
-            cells.add((action, "during", "p99"))
     return cells
 
 
@@ -399,7 +399,7 @@ def uploads_table(run: dict[str, Any]) -> str:
         last = u.get("last_byte")
         good = None if u.get("good_enough") is None or last is None else u["good_enough"] - last
         upgraded = None if u.get("upgraded") is None or last is None else u["upgraded"] - last
-        late = good is None or good > GOOD_ENOUGH_LIMIT_S
+        late = bool(u.get("ok")) and (good is None or good > GOOD_ENOUGH_LIMIT_S)
         result = "complete" if u.get("ok") else f"failed: {u.get('error') or 'unknown error'}"
         rows.append(
             f'<tr><th scope="row">{escape(str(u.get("user")))}</th><td>{number(u.get("bytes", 0) / 1e6)}</td>'

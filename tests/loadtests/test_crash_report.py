@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from loadtests.crash.report import render_html
+from loadtests.crash.svgplot import log_ticks, nice_ticks
 from loadtests.crash.target import ACTIONS
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -35,7 +36,7 @@ BOUNDS = {"before": (0.0, 20.0), "during": (20.0, 50.0), "after": (50.0, 70.0)}
 
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[max(math.ceil(0.99 * len(ordered)) - 1, 0)]
+    return ordered[round(0.99 * (len(ordered) - 1))]
 
 
 def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float
             actions[action][phase] = {"count": len(inside), "p50": sorted(latencies)[len(latencies) // 2],
                                       "p99": p99(latencies), "max": max(latencies),
                                       "errors": sum(1 for r in inside if not r[2])}
-    uploads = []
+    uploads: list[dict[str, Any]] = []
     for i, started in enumerate((21.0, 24.5)):
         last = started + rng.uniform(15, 25)
         size = int((last - started) * rng.uniform(8, 10) / 8 * 1e6)   # one 20 Mbit/s uplink, shared by two
@@ -81,15 +82,28 @@ def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float
                        "disk_write_mb_s": round(rng.uniform(0, 1) + (4.5 if busy else 0), 2),
                        "disk_read_mb_s": round(rng.uniform(0, 0.5), 2),
                        "net_mb_s": round(rng.uniform(0, 0.2) + (5.0 if busy else 0), 2)})
-    failures = []
+    failures: list[dict[str, Any]] = []
     for action in ACTIONS:
-        figures = actions[action]["during"]
-        if figures["p99"] > 100:
-            failures.append({"rule": "p99_under_limit", "action": action, "phase": "during",
-                             "value": figures["p99"], "limit": 100.0, "detail": ""})
-        if figures["errors"]:
-            failures.append({"rule": "no_errors", "action": action, "phase": "during",
-                             "value": figures["errors"], "limit": 0, "detail": f"{figures['errors']} requests failed"})
+        before, during = actions[action]["before"]["p99"], actions[action]["during"]["p99"]
+        errors = actions[action]["during"]["errors"]
+        if during >= 100:
+            failures.append({"rule": "p99_ceiling", "action": action, "phase": "during", "value": during,
+                             "limit": 100.0, "detail": f"{action} p99 {during:g} ms during uploads"})
+        if during > max(1.5 * before, before + 10):
+            failures.append({"rule": "p99_regression", "action": action, "phase": "during", "value": during,
+                             "limit": max(1.5 * before, before + 10), "detail": f"{action} regressed"})
+        if errors:
+            failures.append({"rule": "errors", "action": action, "phase": "during", "value": errors, "limit": 0,
+                             "detail": f"{action}: {errors} failed in phase during"})
+    for up in uploads:
+        if not up["ok"]:
+            failures.append({"rule": "upload_incomplete", "action": None, "phase": None, "value": None,
+                             "limit": None, "detail": f"upload of {up['user']} did not complete: {up['error']}"})
+        elif up["good_enough"] - up["last_byte"] > 3:
+            lag = round(up["good_enough"] - up["last_byte"], 3)
+            failures.append({"rule": "good_enough_late", "action": None, "phase": None, "value": lag, "limit": 3.0,
+                             "detail": f"upload of {up['user']}: good enough {lag:g} s after its last byte, "
+                                       "limit 3 s"})
     return {"target": target, "phases": {p: list(b) for p, b in BOUNDS.items()}, "actions": actions,
             "samples": samples, "uploads": uploads, "box": {"interval_s": 1.0, "series": series},
             "verdict": {"pass": not failures, "failures": failures}}
@@ -168,6 +182,12 @@ def test_verdict_and_failures_in_words(result: dict[str, Any]) -> None:
     assert re.search(r'class="verdict fail".*?Naive baseline.*?FAIL', html)
     chat = naive["actions"]["chat_delivery"]["during"]["p99"]
     assert f"Chat delivery p99 during uploads {chat:,.0f} ms &gt; 100 ms" in html
+    assert "Upload of person-1 did not complete: HTTP 504 after 60 s" in html
+    assert re.search(r"Upload of person-0: good enough [0-9.]+ s after its last byte, limit 3 s", html)
+    post = naive["actions"]["post"]
+    limit = max(1.5 * post["before"]["p99"], post["before"]["p99"] + 10)
+    assert (f"Post p99 during uploads {post['during']['p99']:,.0f} ms &gt; {limit:.1f} ms (the larger of 1.5 times and "
+            "+10 ms of its p99 before uploads)") in html
     # Over-limit cells are marked in the naive run's table and nowhere in the platform's.
     tables = re.findall(r"<table><caption>(.*?)</caption>(.*?)</table>", html, re.S)
     phase_tables = {caption: body for caption, body in tables if "count" in body}
@@ -242,3 +262,36 @@ def test_opens_in_chromium_with_every_plot_and_the_verdict(result: dict[str, Any
         assert errors == [] and elsewhere == []
     finally:
         page.close()
+
+
+def test_a_lone_run_with_gaps_still_renders(result: dict[str, Any]) -> None:
+    """One target, an action that never ran (figures None), no box readings, no uploads: the report
+    says so plainly (a dash, an empty plot) and every plot is still an SVG."""
+    run = copy.deepcopy(result["runs"][0])
+    run["samples"]["react"] = []
+    run["actions"]["react"] = {p: {"count": 0, "p50": None, "p99": None, "max": None, "errors": 0} for p in BOUNDS}
+    run["box"]["series"] = []
+    run["uploads"] = []
+    run["verdict"] = {"pass": False, "failures": [
+        {"rule": "no_samples", "action": "react", "phase": "during", "value": None, "limit": None,
+         "detail": "react: no sample during the uploads, nothing to judge"},
+        {"rule": "upload_incomplete", "action": None, "phase": None, "value": None, "limit": None,
+         "detail": "no upload ran"}]}
+    lone = {**result, "runs": [run], "comparison": None}
+    html = render_html(lone)
+    assert "None" not in re.sub(r'src="[^"]*"', "", html)
+    assert "React: no sample during the uploads, nothing to judge" in html and "No upload ran" in html
+    assert 'class="runs two"' not in html and "Platform against the naive baseline" not in html
+    assert re.search(r'>React</th><th scope="row">before</th>.*?during</th><td class=over>0', html, re.S)
+    imgs = images(html)
+    assert len(imgs) == len(ACTIONS) + 3
+    for img in imgs:
+        assert svg_of(img).tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_ticks_are_round_and_cover_the_range() -> None:
+    assert nice_ticks(0, 70) == [0, 20, 40, 60]
+    assert nice_ticks(0, 70, 8) == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert nice_ticks(0.0, 4.7) == [0, 1, 2, 3, 4]
+    assert log_ticks(2, 1200) == [2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    assert log_ticks(0.5, 50000) == [1, 10, 100, 1000, 10000]
