@@ -78,7 +78,8 @@ class Connection:
     to its bound."""
 
     __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closing",
-                 "flood", "hub", "id", "outbox", "presence_channels", "session", "subs", "transport", "user")
+                 "drain_after_ms", "flood", "hub", "id", "outbox", "presence_channels", "session", "subs",
+                 "transport", "user")
 
     def __init__(self, hub: Owner, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
         config = hub.config
@@ -93,6 +94,8 @@ class Connection:
         self.bucket = TokenBucket(config.frame_rate, config.frame_burst, time.monotonic())
         self.flood = FloodGuard(config.flood_limit)
         self.closing = False
+        #: The ``reconnect_after_ms`` this socket's ``drain`` gave; its ``disconnect(4010)`` repeats it.
+        self.drain_after_ms = 0
         self._log: Any = None
         self._scheduled = False
         self._writer: asyncio.Task[None] | None = None

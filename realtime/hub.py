@@ -30,6 +30,7 @@ there and tells them ``f`` left. A friend gained later shows from the next subsc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import zlib
@@ -173,6 +174,7 @@ class Hub:
         self.inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._all_left = asyncio.Event()  # set when the last socket of a draining node went
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
@@ -256,6 +258,8 @@ class Hub:
         if self.connections.pop(conn.id, None) is None:
             return
         CONNECTIONS.dec()
+        if not self.connections:
+            self._all_left.set()
         conn.closing = True
         conn.stop_writer()
         conn.session.close()
@@ -768,8 +772,6 @@ class Hub:
             parse_channel(f"room:{frame.room}")
         except ChannelError:
             raise ProtocolError("no such room", ErrorCode.CHANNEL_NOT_FOUND, frame.id) from None
-        if self.draining:
-            raise ProtocolError("node is draining, resend elsewhere", ErrorCode.DRAINING, frame.id)
         await self._user_allowed(conn, frame.id)
         try:  # group commit: stored and published with the other sends of this moment
             sent = await self.chat_writer.send(Outgoing(frame.room, conn.user, frame.cmid, frame.body,
@@ -815,20 +817,31 @@ class Hub:
     # -- drain ---------------------------------------------------------------------------------------------------
 
     async def drain(self, timeout_s: float) -> None:
-        """Stop accepting, tell every client to reconnect elsewhere (jittered), let in-flight
-        requests finish, close every socket. Returns within ``timeout_s``."""
+        """Stop accepting, tell every client to reconnect elsewhere (SPEC §5.8), then keep serving
+        for the drain window: everything but a new ``sub`` works (chat included) while each client
+        opens its new socket, resubscribes and closes this one. Sockets still open at the end of
+        the window get ``disconnect(4010)`` with the ``reconnect_after_ms`` their ``drain`` gave,
+        then the close. Returns within ``timeout_s``, earlier once every client has left."""
         self.draining = True
         deadline = time.monotonic() + timeout_s
         spread_ms = max(500, min(5000, int(timeout_s * 250)))
         for conn in list(self.connections.values()):
             if conn.session.state is State.OPEN:
-                frame = conn.session.drain(random.randint(0, spread_ms))  # checked and recorded
+                conn.drain_after_ms = random.randint(0, spread_ms)
+                frame = conn.session.drain(conn.drain_after_ms)  # checked and recorded
                 conn.push(codec.encode(frame), frame.TYPE)
-        try:
-            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic() - CLOSE_WAIT_S * 2))
-        except TimeoutError:
-            log.warning("drain_inflight_left", inflight=self.inflight)
-        closes = [conn.close(CloseCode.DRAINING, "node draining", reconnect_after_ms=random.randint(0, spread_ms))
+        # The window: leave room at its end for in-flight requests and the close handshakes.
+        window_end = deadline - CLOSE_WAIT_S * 2
+        if self.connections:
+            self._all_left.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_left.wait(), max(0.0, window_end - time.monotonic()))
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), max(0.05, deadline - time.monotonic() - CLOSE_WAIT_S))
+            except TimeoutError:
+                log.warning("drain_inflight_left", inflight=self.inflight)
+        closes = [conn.close(CloseCode.DRAINING, "node draining", reconnect_after_ms=conn.drain_after_ms)
                   for conn in list(self.connections.values())]
         if closes:
             await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True),
