@@ -10,13 +10,14 @@ import signal
 import sys
 
 from loadtests import fanout, feed, media, staging, uploads
+from loadtests.crash import run as crash
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests")
     sub = parser.add_subparsers(dest="benchmark", required=True)
     for name, module in (("fanout", fanout), ("uploads", uploads), ("staging", staging), ("media", media),
-                         ("feed", feed)):
+                         ("feed", feed), ("crash", crash)):
         command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         command.add_argument("--json", help="also write the JSON figures to this file")
         module.add_arguments(command)
