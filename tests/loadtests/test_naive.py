@@ -57,6 +57,7 @@ def test_the_target_and_person_follow_the_runner_protocols(target: NaiveTarget, 
     assert isinstance(target.person(world.accounts[0]), Person)
     assert target.name == "naive"
     assert target.process is not None and target.pids()["naive"] == [target.process.pid]
+    assert target.pids()["postgres"]  # the backends of its workers, found by database name
 
 
 async def test_every_light_endpoint_answers(target: NaiveTarget, world: World) -> None:
