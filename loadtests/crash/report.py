@@ -56,7 +56,9 @@ caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: right; }
 th { background: #EEF1F5; }
 th[scope=row], th[scope=rowgroup], td.text { text-align: left; }
-th[scope=row] { white-space: nowrap; }
+td.text { overflow-wrap: anywhere; }
+th[scope=col]:first-child { text-align: left; }
+.scroll { overflow-x: auto; }
 table.compact { width: auto; min-width: min(100%, 44rem); }
 td.over { background: #FFE0E0; color: #7A0014; font-weight: 700; }
 td.over::after { content: " \\25B2"; }
@@ -97,6 +99,10 @@ def render_html(result: dict[str, Any]) -> str:
               "same action's p99 before uploads; no sample to judge) or counts errors.</p>",
               f'<div class="{grid}">', *(phase_table(run) for run in runs), "</div></section>",
               '<section aria-labelledby="uploads"><h2 id="uploads">Uploads</h2>',
+              '<p class="note">Sending: from the first to the last byte, in seconds since the start. Good enough '
+              "and upgraded: seconds after the last byte until the video plays, and until its full quality. "
+              "A highlighted cell is a failed upload, or a video not good enough within "
+              f"{GOOD_ENOUGH_LIMIT_S:g} s of its last byte.</p>",
               f'<div class="{grid}">', *(uploads_table(run) for run in runs), "</div></section>",
               "</main>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
@@ -139,14 +145,17 @@ def failure_words(failure: dict[str, Any]) -> str:
     action, phase = failure.get("action"), failure.get("phase")
     value, limit = failure.get("value"), failure.get("limit")
     detail = str(failure.get("detail") or rule)
+    if action and detail.startswith(str(action)):
+        detail = ACTION_NAMES.get(str(action), str(action)) + detail[len(str(action)):]
+    detail = detail[:1].upper() + detail[1:]
     if not action or value is None or limit is None or not isinstance(value, int | float):
-        return detail[:1].upper() + detail[1:]
+        return detail
     if rule.startswith("p99"):
         metric, unit = "p99", " ms"
     elif "error" in rule:
         metric, unit = "errors", ""
     else:
-        return detail[:1].upper() + detail[1:]
+        return detail
     subject = f"{ACTION_NAMES.get(str(action), str(action))} {metric} {PHASE_WORDS.get(str(phase), str(phase))}"
     text = f"{subject} {number(value)}{unit} {'>' if value > limit else '≥'} {number(limit)}{unit}"
     if rule == "p99_regression":
@@ -206,10 +215,10 @@ def upload_spans(run: dict[str, Any]) -> list[svgplot.Span]:
 
 def spans_words(run: dict[str, Any]) -> str:
     during = (run.get("phases") or {}).get("during")
-    uploads = [u for u in run.get("uploads") or [] if u.get("last_byte") is not None]
+    uploads = [u for u in run.get("uploads") or [] if u.get("started") is not None and u.get("last_byte") is not None]
     words = f"uploads phase shaded from {during[0]:.0f} s to {during[1]:.0f} s" if during else "no uploads phase"
     if uploads:
-        windows = ", ".join(f"{u['started']:.0f} to {u['last_byte']:.0f} s" for u in uploads)
+        windows = ", ".join(f"{seconds(u.get('started'))} to {seconds(u['last_byte'])} s" for u in uploads)
         words += f"; {len(uploads)} upload windows shaded ({windows})"
     return words
 
@@ -387,10 +396,10 @@ def phase_table(run: dict[str, Any]) -> str:
                 cells.append(f'<td{" class=over" if over else ""}>{number(actions[action][phase].get(column))}'
                              f"{label}</td>")
             rows.append(f'<tr>{head}<th scope="row">{phase}</th>{"".join(cells)}</tr>')
-    return (f"<table><caption>{escape(target_name(run))}</caption><thead><tr>"
+    return (f'<div class="scroll"><table><caption>{escape(target_name(run))}</caption><thead><tr>'
             '<th scope="col">Action</th><th scope="col">Phase</th>'
             + "".join(f'<th scope="col">{c}</th>' for c in columns)
-            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def uploads_table(run: dict[str, Any]) -> str:
@@ -401,23 +410,22 @@ def uploads_table(run: dict[str, Any]) -> str:
         upgraded = None if u.get("upgraded") is None or last is None else u["upgraded"] - last
         late = bool(u.get("ok")) and (good is None or good > GOOD_ENOUGH_LIMIT_S)
         result = "complete" if u.get("ok") else f"failed: {u.get('error') or 'unknown error'}"
+        sending = "—" if u.get("started") is None else f"{seconds(u['started'])}&ndash;{seconds(last)}"
         rows.append(
             f'<tr><th scope="row">{escape(str(u.get("user")))}</th><td>{number(u.get("bytes", 0) / 1e6)}</td>'
-            f"<td>{number(u.get('throughput_mbps'))}</td><td>{seconds(u.get('started'))}</td><td>{seconds(last)}</td>"
+            f"<td>{number(u.get('throughput_mbps'))}</td><td>{sending}</td>"
             f'<td{" class=over" if late else ""}>{seconds(good)}{OVER if late else ""}</td><td>{seconds(upgraded)}</td>'
             f'<td class="text{" over" if not u.get("ok") else ""}">{escape(result)}</td></tr>')
     if not rows:
         return f"<p>{escape(target_name(run))}: no uploads.</p>"
-    return (f"<table><caption>{escape(target_name(run))}: seconds since start; a highlighted cell is over "
-            f"{GOOD_ENOUGH_LIMIT_S:g} s from last byte to good enough, or a failed upload</caption><thead><tr>"
+    return (f'<div class="scroll"><table><caption>{escape(target_name(run))}</caption><thead><tr>'
             '<th scope="col">User</th><th scope="col">MB</th><th scope="col">Mbit/s</th>'
-            '<th scope="col">Started</th><th scope="col">Last byte</th>'
-            '<th scope="col">Last byte &rarr; good enough (s)</th><th scope="col">&rarr; upgraded (s)</th>'
-            f'<th scope="col">Result</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            '<th scope="col">Sending (s)</th><th scope="col">Good enough</th><th scope="col">Upgraded</th>'
+            f'<th scope="col">Result</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def seconds(value: Any) -> str:
-    return "&mdash;" if value is None else f"{float(value):.1f}"
+    return "—" if value is None else f"{float(value):.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
