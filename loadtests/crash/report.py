@@ -135,7 +135,7 @@ def verdict_block(run: dict[str, Any]) -> str:
     items = "".join(f"<li>{escape(failure_words(f))}</li>" for f in failures)
     listing = f"<ul>{items}</ul>" if items else ("<p>Every rule held.</p>" if passed else "<p>No rule named.</p>")
     word = "PASS" if passed else "FAIL"
-    return (f'<div class="verdict {word.lower()}" role="status"><span class="who">{escape(target_name(run))}</span>'
+    return (f'<div class="verdict {word.lower()}"><span class="who">{escape(target_name(run))}</span>'
             f'<span class="word">{word}</span>{listing}</div>')
 
 

@@ -169,6 +169,11 @@ def test_one_file_with_nothing_from_elsewhere_and_every_plot_an_svg(result: dict
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
         assert int(root.attrib["width"]) > 0 and int(root.attrib["height"]) > 0
         assert len(img["alt"]) > 40, img["alt"]
+    # The alt text says what the plot shows, in its figures.
+    login = result["runs"][1]["actions"]["log_in"]
+    assert imgs[1]["alt"].startswith("Log-in latency over time on the naive baseline")
+    assert f"p99 during uploads {login['during']['p99']:,.0f} ms" in imgs[1]["alt"]
+    assert f"{len(result['runs'][1]['samples']['log_in'])} samples drawn" in imgs[1]["alt"]
     # Headings and table headers for assistive technology.
     assert [t for t, _ in tags].count("h2") >= 5
     assert sum(1 for t, a in tags if t == "th" and a.get("scope") in {"col", "row", "rowgroup"}) > 50
@@ -210,6 +215,12 @@ def test_plots_are_drawn_from_the_samples(result: dict[str, Any]) -> None:
     cpu = len(ACTIONS) * 2
     changed["runs"][1]["box"]["series"][5]["cpu"]["naive"] = 199.0
     assert images(render_html(changed))[cpu + 1]["src"] != after[cpu + 1]
+    # The upload windows shade every plot of their run, and only of their run.
+    shifted = copy.deepcopy(result)
+    shifted["runs"][1]["uploads"][0]["started"] = 30.0
+    moved = [img["src"] for img in images(render_html(shifted))]
+    assert all(moved[i] == before[i] for i in range(0, len(before), 2))
+    assert all(moved[i] != before[i] for i in range(1, len(before), 2))
 
 
 def test_cli_renders_a_saved_result(result: dict[str, Any], tmp_path: Path) -> None:
@@ -254,7 +265,10 @@ def test_opens_in_chromium_with_every_plot_and_the_verdict(result: dict[str, Any
         assert box1 and box2 and abs(box1["y"] - box2["y"]) < 1 and box2["x"] > box1["x"] + box1["width"]
         artifacts = REPO / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
-        page.screenshot(path=str(artifacts / "crash-report.png"), full_page=True)
+        shot = artifacts / "crash-report.png"
+        shot.unlink(missing_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
         page.set_viewport_size({"width": 800, "height": 900})
         box1, box2 = first.bounding_box(), second.bounding_box()
         assert box1 and box2 and box2["y"] >= box1["y"] + box1["height"]
