@@ -78,8 +78,8 @@ class Connection:
     to its bound."""
 
     __slots__ = ("__weakref__", "_log", "_scheduled", "_writer", "_written", "bucket", "closing",
-                 "drain_after_ms", "flood", "hub", "id", "outbox", "presence_channels", "session", "subs",
-                 "transport", "user")
+                 "drain_after_ms", "flood", "heard", "hub", "id", "outbox", "pinged", "presence_channels",
+                 "session", "spoke", "subs", "transport", "unanswered", "user")
 
     def __init__(self, hub: Owner, transport: Transport, session: ServerSession, conn_id: str, user: str) -> None:
         config = hub.config
@@ -96,6 +96,13 @@ class Connection:
         self.closing = False
         #: The ``reconnect_after_ms`` this socket's ``drain`` gave; its ``disconnect(4010)`` repeats it.
         self.drain_after_ms = 0
+        # Liveness (SPEC §5.6, ``Hub.ping_quiet``): a frame heard from the client since the last
+        # ping round, anything but a ping queued to it since then, whether that round pinged it,
+        # and how many pings in a row went unanswered.
+        self.heard = True  # its hello
+        self.spoke = False  # the welcome went before this connection existed
+        self.pinged = False
+        self.unanswered = 0
         self._log: Any = None
         self._scheduled = False
         self._writer: asyncio.Task[None] | None = None
@@ -112,6 +119,7 @@ class Connection:
         Returns True when queued (``kind`` is counted by the caller for broadcasts)."""
         verdict = self.outbox.push(data, ephemeral=ephemeral)
         if verdict is Verdict.QUEUED:
+            self.spoke = True
             if not self._scheduled and self._writer is None:
                 self._scheduled = True
                 self.hub.flush_soon(self)

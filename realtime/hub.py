@@ -174,6 +174,7 @@ class Hub:
         self.inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._ping_id = 0
         self._all_left = asyncio.Event()  # set when the last socket of a draining node went
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty: list[Connection] = []
@@ -277,6 +278,7 @@ class Hub:
         frame or a clean disconnect."""
         if conn.closing:
             return
+        conn.heard = True  # any frame proves the client alive (SPEC §5.6)
         # The rate limit comes first: a flood of garbage must not buy decoding and error replies.
         if not conn.bucket.take(time.monotonic()):
             drops("rate_limited").inc()
@@ -321,6 +323,33 @@ class Hub:
         conn.send(error)  # the session drops a pending ``sub`` answered by this error
         if exc.code is ErrorCode.FRAME_TOO_LARGE:
             await conn.close(CloseCode.MESSAGE_TOO_BIG, "frame too large", reconnect=False)
+
+    # -- liveness ------------------------------------------------------------------------------------------
+
+    def ping_quiet(self) -> None:
+        """One ping round (every ``ping_interval_s``, SPEC §5.6): a socket that heard nothing else
+        from the server since the last round, or whose client said nothing, gets a protocol
+        ``ping`` (one frame encoded once for all); a socket whose client left two pings in a row
+        unanswered (nothing at all heard since) is closed (``1001``, ``reconnect=true``). Runs on the
+        loop without awaiting: one pass over the node's connections."""
+        self._ping_id = self._ping_id % 0xFFFF_FFFF + 1
+        ping = codec.encode(F.Ping(id=self._ping_id))
+        for conn in list(self.connections.values()):
+            if conn.closing or conn.session.state not in (State.OPEN, State.DRAINING):
+                continue
+            if conn.heard:
+                conn.unanswered = 0
+            elif conn.pinged:
+                conn.unanswered += 1
+            if conn.unanswered >= 2:
+                drops("ping_unanswered").inc()
+                self.spawn(conn.close(CloseCode.GOING_AWAY, "pings unanswered", reconnect=True))
+                continue
+            conn.pinged = not conn.heard or not conn.spoke
+            conn.heard = conn.spoke = False
+            if conn.pinged:
+                conn.push(ping, F.Ping.TYPE)
+                conn.spoke = False  # the ping itself does not make the socket talkative
 
     # -- channels -----------------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ Tasks the node owns (all cancelled by ``stop``):
 * the sweeper (every second): removes expired presence entries of watched channels (a dead node's
   users) and announces the leaves; announces typists gone silent;
 * the position check (every ``AMARO_HUB_RECONCILE`` s): compares each local channel with the top of
-  its stream and delivers anything that was never routed here.
+  its stream and delivers anything that was never routed here;
+* the ping round (every ``AMARO_PING_INTERVAL`` s): protocol ``ping`` frames on quiet sockets, and
+  the close of sockets that left two unanswered (SPEC §5.6).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class HubNode:
             asyncio.create_task(self._every(self.config.presence.heartbeat_s, self._heartbeat), name="hub-heartbeat"),
             asyncio.create_task(self._every(self.config.presence.sweep_s, self._sweep), name="hub-sweep"),
             asyncio.create_task(self._every(self.config.reconcile_s, self.hub.reconcile), name="hub-reconcile"),
+            asyncio.create_task(self._every(self.config.ping_interval_s, self._ping), name="hub-ping"),
         ]
         log.info("hub_started", node=self.config.node_id, ws_port=self.sockets.port)
 
@@ -134,6 +137,9 @@ class HubNode:
                 raise
             except Exception:
                 log.exception("hub_step_failed", step=step.__name__)
+
+    async def _ping(self) -> None:
+        self.hub.ping_quiet()
 
     async def _heartbeat(self) -> None:
         hub = self.hub

@@ -153,7 +153,9 @@ class SocketServer:
             compression=None,  # a small compressed message could inflate hugely; frames are small anyway
             max_size=config.max_frame,
             open_timeout=config.handshake_timeout_s,
-            ping_interval=config.ping_interval_s, ping_timeout=config.ping_interval_s,
+            # Liveness is the protocol's own ping/pong (SPEC §3, §5.6: ``Hub.ping_quiet``), which
+            # browsers can see; WebSocket-level pings are not used.
+            ping_interval=None, ping_timeout=None,
             close_timeout=2.0, server_header=None,
         )
 

@@ -90,7 +90,7 @@ class Client:
         rid: int = getattr(frame, "id", 0)
         await self.send(frame)
         return await self.expect(F.Frame, lambda f: getattr(f, "id", None) == rid
-                                 and not isinstance(f, F.PresenceSnapshot), timeout)
+                                 and not isinstance(f, F.PresenceSnapshot | F.Ping), timeout)
 
     async def chat(self, room: str, cmid: str, body: str) -> F.ChatAck:
         answer = await self.request(F.ChatSend(id=self.next_id(), room=room, cmid=cmid, body=body))
