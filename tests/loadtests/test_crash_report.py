@@ -2,7 +2,8 @@
 Debian's chromium with every plot loaded and the verdict in sight.
 
 The result is generated here, seeded, in the exact schema the runner writes (two runs: a platform
-that holds and a naive baseline that collapses during uploads), its figures computed from its samples.
+that holds and a naive baseline that collapses during uploads); its figures, verdict and comparison
+come from the runner's own functions (loadtests.crash.verdict) applied to the generated samples.
 """
 
 from __future__ import annotations
@@ -27,16 +28,12 @@ from playwright.sync_api import Browser, sync_playwright
 from loadtests.crash.report import render_html
 from loadtests.crash.svgplot import log_ticks, nice_ticks
 from loadtests.crash.target import ACTIONS
+from loadtests.crash.verdict import comparison, figures, verdict
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 SVG_PREFIX = "data:image/svg+xml;base64,"
 BOUNDS = {"before": (0.0, 20.0), "during": (20.0, 50.0), "after": (50.0, 70.0)}
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[round(0.99 * (len(ordered) - 1))]
 
 
 def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float) -> dict[str, Any]:
@@ -51,15 +48,8 @@ def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float
             rows.append([round(t, 3), round(ms, 3), ok])
             t += rng.expovariate(4.0)
         samples[action] = rows
-    actions: dict[str, dict[str, dict[str, Any]]] = {}
-    for action, rows in samples.items():
-        actions[action] = {}
-        for phase, (t0, t1) in BOUNDS.items():
-            inside = [r for r in rows if t0 <= r[0] < t1]
-            latencies = [float(r[1]) for r in inside]
-            actions[action][phase] = {"count": len(inside), "p50": sorted(latencies)[len(latencies) // 2],
-                                      "p99": p99(latencies), "max": max(latencies),
-                                      "errors": sum(1 for r in inside if not r[2])}
+    phases = {p: list(b) for p, b in BOUNDS.items()}
+    actions = {action: figures(rows, phases) for action, rows in samples.items()}
     uploads: list[dict[str, Any]] = []
     for i, started in enumerate((21.0, 24.5)):
         last = started + rng.uniform(15, 25)
@@ -82,44 +72,17 @@ def make_run(target: str, rng: random.Random, slowdown: float, error_rate: float
                        "disk_write_mb_s": round(rng.uniform(0, 1) + (4.5 if busy else 0), 2),
                        "disk_read_mb_s": round(rng.uniform(0, 0.5), 2),
                        "net_mb_s": round(rng.uniform(0, 0.2) + (5.0 if busy else 0), 2)})
-    failures: list[dict[str, Any]] = []
-    for action in ACTIONS:
-        before, during = actions[action]["before"]["p99"], actions[action]["during"]["p99"]
-        errors = actions[action]["during"]["errors"]
-        if during >= 100:
-            failures.append({"rule": "p99_ceiling", "action": action, "phase": "during", "value": during,
-                             "limit": 100.0, "detail": f"{action} p99 {during:g} ms during uploads"})
-        if during > max(1.5 * before, before + 10):
-            failures.append({"rule": "p99_regression", "action": action, "phase": "during", "value": during,
-                             "limit": max(1.5 * before, before + 10), "detail": f"{action} regressed"})
-        if errors:
-            failures.append({"rule": "errors", "action": action, "phase": "during", "value": errors, "limit": 0,
-                             "detail": f"{action}: {errors} failed in phase during"})
-    for up in uploads:
-        if not up["ok"]:
-            failures.append({"rule": "upload_incomplete", "action": None, "phase": None, "value": None,
-                             "limit": None, "detail": f"upload of {up['user']} did not complete: {up['error']}"})
-        elif up["good_enough"] - up["last_byte"] > 3:
-            lag = round(up["good_enough"] - up["last_byte"], 3)
-            failures.append({"rule": "good_enough_late", "action": None, "phase": None, "value": lag, "limit": 3.0,
-                             "detail": f"upload of {up['user']}: good enough {lag:g} s after its last byte, "
-                                       "limit 3 s"})
-    return {"target": target, "phases": {p: list(b) for p, b in BOUNDS.items()}, "actions": actions,
-            "samples": samples, "uploads": uploads, "box": {"interval_s": 1.0, "series": series},
-            "verdict": {"pass": not failures, "failures": failures}}
+    return {"target": target, "phases": phases, "actions": actions, "samples": samples, "uploads": uploads,
+            "box": {"interval_s": 1.0, "series": series}, "verdict": verdict(actions, uploads)}
 
 
 def make_result(seed: int = 24) -> dict[str, Any]:
     rng = random.Random(seed)
     platform = make_run("platform", rng, slowdown=1.1, error_rate=0.0)
     naive = make_run("naive", rng, slowdown=40.0, error_rate=0.03)
-    comparison = {a: {"platform_p99": platform["actions"][a]["during"]["p99"],
-                      "naive_p99": naive["actions"][a]["during"]["p99"],
-                      "ratio": naive["actions"][a]["during"]["p99"] / platform["actions"][a]["during"]["p99"]}
-                  for a in ACTIONS}
     return {"benchmark": "crash", "seed": seed, "commit": "0123abc", "preset": "beta",
             "config": {"users": 5, "uploads": 2, "uplink_mbps": 20, "target": "http://127.0.0.1:9/"},
-            "started_at": "2026-12-08T01:50:00Z", "runs": [platform, naive], "comparison": comparison}
+            "started_at": "2026-12-08T01:50:00Z", "runs": [platform, naive], "comparison": comparison(platform, naive)}
 
 
 class Tags(HTMLParser):
@@ -189,10 +152,10 @@ def test_verdict_and_failures_in_words(result: dict[str, Any]) -> None:
     assert f"Chat delivery p99 during uploads {chat:,.0f} ms &gt; 100 ms" in html
     assert "Upload of person-1 did not complete: HTTP 504 after 60 s" in html
     assert re.search(r"Upload of person-0: good enough [0-9.]+ s after its last byte, limit 3 s", html)
-    post = naive["actions"]["post"]
-    limit = max(1.5 * post["before"]["p99"], post["before"]["p99"] + 10)
-    assert (f"Post p99 during uploads {post['during']['p99']:,.0f} ms &gt; {limit:.1f} ms (the larger of 1.5 times and "
-            "+10 ms of its p99 before uploads)") in html
+    regression = next(f for f in naive["verdict"]["failures"]
+                      if f["rule"] == "p99_regression" and f["action"] == "post")
+    assert (f"Post p99 during uploads {regression['value']:,.0f} ms &gt; {regression['limit']:.1f} ms (the larger of "
+            "1.5 times and +10 ms of its p99 before uploads)") in html
     # Over-limit cells are marked in the naive run's table and nowhere in the platform's.
     tables = re.findall(r"<table><caption>(.*?)</caption>(.*?)</table>", html, re.S)
     phase_tables = {caption: body for caption, body in tables if "count" in body}
