@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from loadtests.crash.naive_target import NaivePerson, NaiveTarget
@@ -115,8 +116,8 @@ async def test_chat_and_presence_arrive_by_polling(target: NaiveTarget, world: W
         await sender.chat_send(room, "token-24 are you there")
         got = await wait_for(inbox, lambda d: isinstance(d, ChatReceived) and d.body == "token-24 are you there")
         assert isinstance(got, ChatReceived) and got.room == room
-        # A poll every 1-2 s: the message is seen after the send, within about one poll period.
-        assert sent_at < got.at < sent_at + 4.0
+        # A poll every 1-2 s: the message is seen after the send, within a poll period or two.
+        assert sent_at < got.at < sent_at + 6.0
         assert not any(isinstance(d, ChatReceived) and d.body == "hello room" for d in inbox)  # history is not news
 
         await sender.go_offline()
@@ -186,18 +187,18 @@ async def test_the_pool_is_fixed_a_request_past_it_waits(target: NaiveTarget, wo
             await asyncio.sleep(0.3)
             quick = time.monotonic()
             assert (await http.get("/health")).status_code == 200  # one worker still free: it answers
-            assert time.monotonic() - quick < 1.0
+            assert time.monotonic() - quick < 1.5
 
             held.append(_hold_an_upload(port, person.token))
             await asyncio.sleep(0.3)
             waiting = asyncio.create_task(http.get("/health"))
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(2.0)
             assert not waiting.done()  # every worker is reading a body: the request queues
 
             held.pop().close()  # that upload ends short: its worker answers 400 and takes the next request
             released = time.monotonic()
             assert (await asyncio.wait_for(waiting, 5)).status_code == 200
-            assert time.monotonic() - released < 1.0
+            assert time.monotonic() - released < 1.5
     finally:
         for sock in held:
             sock.close()
@@ -219,6 +220,8 @@ def test_the_server_starts_fast_and_stops_cleanly(service_urls: ServiceUrls, tmp
                 assert process.poll() is None and time.monotonic() - started < 10
                 time.sleep(0.02)
         ready_s = time.monotonic() - started
+        times = psutil.Process(process.pid).cpu_times()
+        ready_cpu_s = times.user + times.system
         process.terminate()
         assert process.wait(10) == 0
         assert process.stdout is not None and b"naive stopped\n" in process.stdout.read()
@@ -226,5 +229,6 @@ def test_the_server_starts_fast_and_stops_cleanly(service_urls: ServiceUrls, tmp
         if process.poll() is None:
             process.kill()
             process.wait()
-    # "Well under a second" on an idle box; the suite may run beside other work, so 3 s is the bound.
-    assert ready_s < 3.0, ready_s
+    # "Well under a second": about half a second of wall time on an idle box. Beside other work on two
+    # cores the wall time stretches, so the bound that holds anywhere is the CPU the start-up used.
+    assert ready_cpu_s < 1.0 and ready_s < 10.0, (ready_cpu_s, ready_s)
