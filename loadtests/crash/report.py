@@ -77,7 +77,8 @@ def render_html(result: dict[str, Any]) -> str:
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Crash replay, preset {escape(preset)}: {escape(headline(runs))}</title>",
+        f"<title>Crash replay {escape(preset)}, seed {escape(str(result.get('seed', '?')))}, "
+        f"{escape(str(result.get('started_at', '?'))[:10])}: {escape(headline(runs))}</title>",
         f"<style>{CSS}</style>", "</head>", "<body>", "<header>",
         f"<h1>Crash replay: preset <code>{escape(preset)}</code></h1>",
         '<ul class="meta">',
@@ -85,7 +86,8 @@ def render_html(result: dict[str, Any]) -> str:
         f"<li><b>Commit</b> <code>{escape(str(result.get('commit', '?')))}</code></li>",
         f"<li><b>Started</b> <time>{escape(str(result.get('started_at', '?')))}</time></li>",
         f"<li><b>Targets</b> {escape(', '.join(target_name(r) for r in runs) or 'none')}</li>",
-        "</ul>", config_block(result.get("config") or {}), "</header>", "<main>",
+        machine_item(result.get("machine") or {}), "</ul>", config_block(result.get("config") or {}),
+        "</header>", "<main>",
         '<section aria-labelledby="verdict"><h2 id="verdict">Verdict</h2>',
         f'<div class="{grid}">', *(verdict_block(run) for run in runs), "</div></section>",
     ]
@@ -118,6 +120,13 @@ def target_name(run: dict[str, Any]) -> str:
 
 def headline(runs: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{target_name(r)} {'PASS' if r.get('verdict', {}).get('pass') else 'FAIL'}" for r in runs)
+
+
+def machine_item(machine: dict[str, Any]) -> str:
+    if not machine:
+        return ""
+    words = f"{machine.get('cpus', '?')} CPUs, {machine.get('memory_gb', '?')} GB, Python {machine.get('python', '?')}"
+    return f"<li><b>Machine</b> {escape(words)}</li>"
 
 
 def config_block(config: dict[str, Any]) -> str:
@@ -179,9 +188,10 @@ def comparison_block(comparison: dict[str, Any]) -> str:
         c = comparison[action]
         rows.append(f'<tr><th scope="row">{escape(ACTION_NAMES.get(action, action))}</th>'
                     f"<td>{number(c.get('platform_p99'))}</td><td>{number(c.get('naive_p99'))}</td>"
-                    f"<td>{number(c.get('ratio'))}&times;</td></tr>")
+                    f"<td>{number(c.get('ratio'))}{'&times;' if c.get('ratio') is not None else ''}</td></tr>")
     return ('<section aria-labelledby="comparison"><h2 id="comparison">Platform against the naive baseline</h2>'
-            '<table class="compact"><caption>p99 of each light action (ms); ratio = naive / platform</caption>'
+            '<table class="compact"><caption>p99 of each light action during uploads (ms); '
+            "ratio = naive / platform</caption>"
             '<thead><tr><th scope="col">Action</th><th scope="col">Platform p99</th>'
             '<th scope="col">Naive p99</th><th scope="col">Ratio</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></section>")

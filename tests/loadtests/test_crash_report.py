@@ -82,7 +82,8 @@ def make_result(seed: int = 24) -> dict[str, Any]:
     naive = make_run("naive", rng, slowdown=40.0, error_rate=0.03)
     return {"benchmark": "crash", "seed": seed, "commit": "0123abc", "preset": "beta",
             "config": {"users": 5, "uploads": 2, "uplink_mbps": 20, "target": "http://127.0.0.1:9/"},
-            "started_at": "2026-12-08T01:50:00Z", "runs": [platform, naive], "comparison": comparison(platform, naive)}
+            "started_at": "2026-12-08T01:50:00Z", "machine": {"cpus": 2, "memory_gb": 3.8, "python": "3.11.7"},
+            "runs": [platform, naive], "comparison": comparison(platform, naive)}
 
 
 class Tags(HTMLParser):
@@ -145,6 +146,8 @@ def test_one_file_with_nothing_from_elsewhere_and_every_plot_an_svg(result: dict
 def test_verdict_and_failures_in_words(result: dict[str, Any]) -> None:
     html = render_html(result)
     platform, naive = result["runs"]
+    assert "<title>Crash replay beta, seed 24, 2026-12-08: Platform PASS, Naive baseline FAIL</title>" in html
+    assert "<code>0123abc</code>" in html and "2 CPUs, 3.8 GB" in html
     assert platform["verdict"]["pass"] and not naive["verdict"]["pass"]
     assert re.search(r'class="verdict pass".*?Platform.*?PASS', html)
     assert re.search(r'class="verdict fail".*?Naive baseline.*?FAIL', html)
