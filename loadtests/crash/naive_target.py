@@ -46,6 +46,7 @@ HEARTBEAT_S = 5.0            # the server counts a user online for 10 s after a 
 REQUEST_TIMEOUT_S = 60.0     # a light request still unanswered after this is an error
 SEED_POSTS = 3               # text posts each person has before the run, so timelines have pages
 CHUNK = 64 * 1024
+CLOSE_WAIT_S = 5.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,6 +78,7 @@ class NaivePerson:
         self.token = ""
         self.http = httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S)
         self._poller: asyncio.Task[None] | None = None
+        self.failed_polls = 0
         self._rng = random.Random(f"naive-poll:{account.index}")
 
     def _auth(self) -> dict[str, str]:
@@ -121,8 +123,8 @@ class NaivePerson:
                 for user_id in sorted(online - now_online):
                     inbox(PresenceSeen(user_id=user_id, online=False, at=seen))
                 online = now_online
-            except (httpx.HTTPError, RuntimeError):
-                continue  # a failed poll is retried at the next tick, as the page would
+            except Exception:
+                self.failed_polls += 1  # retried at the next tick, as the page would
 
     async def go_offline(self) -> None:
         if self._poller is None:
@@ -185,8 +187,9 @@ class NaivePerson:
         return outcome
 
     async def close(self) -> None:
-        with contextlib.suppress(httpx.HTTPError, RuntimeError):
-            await self.go_offline()
+        # A jammed server may never answer the leave: the person goes anyway after a few seconds.
+        with contextlib.suppress(httpx.HTTPError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(self.go_offline(), CLOSE_WAIT_S)
         await self.http.aclose()
 
 

@@ -124,6 +124,7 @@ async def test_chat_and_presence_arrive_by_polling(target: NaiveTarget, world: W
         left = await wait_for(inbox, lambda d: isinstance(d, PresenceSeen) and not d.online
                               and d.user_id == sender.account.user_id)
         assert left.at > joined.at
+        assert reader.failed_polls == 0
     finally:
         await sender.close()
         await reader.close()
