@@ -57,6 +57,7 @@ th, td { border: 1px solid #bbb; padding: .25rem .5rem; text-align: right; }
 th { background: #EEF1F5; }
 th[scope=row], th[scope=rowgroup], td.text { text-align: left; }
 td.text { overflow-wrap: anywhere; }
+th[scope=row] { white-space: nowrap; }
 th[scope=col]:first-child { text-align: left; }
 .scroll { overflow-x: auto; }
 table.compact { width: auto; min-width: min(100%, 44rem); }
