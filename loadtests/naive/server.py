@@ -4,6 +4,15 @@ The listening thread only accepts connections and queues them; ``workers`` threa
 order and each handles its request completely (body, database, ffmpeg) before taking the next.
 A request that finds every worker busy waits in that queue: that waiting is what the crash replay
 measures.
+
+The API (JSON bodies and answers; ``Authorization: Bearer TOKEN`` on all but sign-up and log-in):
+``POST /signup`` and ``POST /login`` {username, password} -> {user_id, token}; ``POST /follow/ID``;
+``GET /timeline?cursor=`` -> {posts, next}; ``GET /users/ID`` -> the profile and its first posts;
+``POST /posts`` {text, media?} -> {id}; ``POST /posts/ID/reactions`` {kind}; ``POST /rooms``
+{name, members}; ``POST /rooms/ID/messages`` {text}; ``GET /chat?since=`` -> {messages, last};
+``POST /presence`` (heartbeat), ``DELETE /presence`` (leave), ``GET /presence`` -> {online};
+``POST /uploads`` with the whole file as the body -> {id, output, output_bytes, transcode_s};
+``GET /health``.
 """
 
 from __future__ import annotations
