@@ -141,19 +141,25 @@ class ChatStore:
         """Per room: its last message (a ``chat.msg`` as a map, or None), its last offset, and how
         many messages came after ``user``'s read receipt. One query for every room."""
         rows = await self.db.fetch(
-            f"""WITH wanted AS (SELECT id, last_seq FROM rooms WHERE id = ANY($1::uuid[]))
+            f"""WITH wanted AS (
+                   SELECT r.id, r.last_seq,
+                          COALESCE((SELECT seq FROM receipts WHERE room_id = r.id AND user_id = $2 AND kind = 'read'),
+                                   0) AS read_seq
+                     FROM rooms r WHERE r.id = ANY($1::uuid[]))
                SELECT w.id AS room, w.last_seq,
-                      COALESCE((SELECT seq FROM receipts WHERE room_id = w.id AND user_id = $2 AND kind = 'read'),
-                               0) AS read_seq,
+                      (SELECT count(*) FROM messages u WHERE u.room_id = w.id AND u.seq > w.read_seq) AS unread,
                       last.*
                FROM wanted w LEFT JOIN LATERAL (
-                   {MESSAGE_SELECT} WHERE m.room_id = w.id AND m.seq = w.last_seq) AS last ON true""",  # noqa: S608
+                   {MESSAGE_SELECT} WHERE m.room_id = w.id AND m.seq <= w.last_seq
+                   ORDER BY m.seq DESC LIMIT 1) AS last ON true""",  # noqa: S608
             [uuid.UUID(r) for r in room_ids], uuid.UUID(user))
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
+            # The room's offsets count its published events too (``pub``): the last message and
+            # the unread count are of messages.
             last = codec.as_map(message_from_row(row)) if row["mid"] is not None else None
             out[str(row["room"])] = {"last_message": last, "last_offset": int(row["last_seq"]),
-                                     "unread": max(0, int(row["last_seq"]) - int(row["read_seq"]))}
+                                     "unread": int(row["unread"])}
         return out
 
     async def receipt(self, room: str, user: str, kind: str, offset: int) -> bool:

@@ -1,8 +1,9 @@
 """PostgreSQL, the source of truth of durable channel events.
 
 Offsets are assigned here, in the transaction that stores the event: ``rooms.last_seq`` for
-``room:<id>`` (chat, see chat.py) and ``channels.last_seq`` for every other channel (the
-``channel_events`` log below). The row lock taken by ``UPDATE ... SET last_seq = last_seq + 1``
+``room:<id>`` (its chat messages, see chat.py, and the events published on it, kept in
+``channel_events``: one counter and one epoch per room) and ``channels.last_seq`` for every other
+channel (the ``channel_events`` log below). The row lock taken by ``UPDATE ... SET last_seq = last_seq + 1``
 orders concurrent writers of one channel, across nodes: offset N+1 is only handed out after N is
 committed. A ``channel_events`` row keeps its encoded frame; a chat message is rebuilt from its
 columns (``message_from_row``), byte for byte what was published, so Redis can always be refilled.
@@ -103,12 +104,19 @@ class ChannelStore:
         if upto <= after:
             return []
         kind, ident = parse_channel(channel)
-        if kind == "room":
+        if kind == "room":  # its chat messages and its published events share one counter
             rows = await self.db.fetch(
                 f"{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq",
                 _uuid(ident), after, upto,
             )
-            return [(int(r["seq"]), codec.encode(message_from_row(r))) for r in rows]
+            events = await self.db.fetch(
+                """SELECT seq, frame FROM channel_events
+                   WHERE channel = $1 AND seq > $2 AND seq <= $3 ORDER BY seq""",
+                channel, after, upto,
+            )
+            merged = [(int(r["seq"]), codec.encode(message_from_row(r))) for r in rows]
+            merged += [(int(r["seq"]), bytes(r["frame"])) for r in events]
+            return sorted(merged, key=lambda item: item[0])
         rows = await self.db.fetch(
             """SELECT seq, frame FROM channel_events
                WHERE channel = $1 AND seq > $2 AND seq <= $3 ORDER BY seq""",
@@ -120,6 +128,12 @@ class ChannelStore:
                      build: FrameBuilder) -> Stored:
         """Store a new event of a non-room channel (feed, media, published events). With an
         ``idem_key``, a retry by the same sender returns the original event (``created=False``)."""
+        if channel.startswith("room:"):  # the room's own counter (append_batch)
+            async with self.db.acquire() as conn:
+                result = (await append_batch(conn, [Appending(channel, kind, sender, idem_key, build)]))[0]
+            if isinstance(result, BaseException):
+                raise result
+            return result
         try:
             return await self._append(channel, kind, sender, idem_key, build)
         except _LostRace:
@@ -182,31 +196,43 @@ async def append_batch(conn: Executor, items: Sequence[Appending]) -> list[Store
     item's exception (its frame could not be built). Raises when the database fails (nothing of
     the batch is stored)."""
     results: list[Stored | BaseException | None] = [None] * len(items)
-    names = sorted({it.channel for it in items})
+    # A room's events (``pub`` on ``room:<id>``) share the room's counter and epoch with its chat
+    # messages (``rooms.last_seq``, locked by id like chat_send_batch does): one stream, one order.
+    rooms = sorted({it.channel for it in items if it.channel.startswith("room:")})
+    names = sorted({it.channel for it in items} - set(rooms))
     async with conn.transaction():
-        await conn.execute(
-            """INSERT INTO channels (name, epoch)
-               SELECT n, e FROM unnest($1::text[], $2::text[]) AS t (n, e) ORDER BY n
-               ON CONFLICT (name) DO NOTHING""",
-            names, [new_epoch() for _ in names],
-        )
-        rows = await conn.fetch(
-            "SELECT name, epoch, last_seq FROM channels WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
-            names,
-        )
-        position = {str(r["name"]): (str(r["epoch"]), int(r["last_seq"])) for r in rows}
+        position: dict[str, tuple[str, int]] = {}
+        if names:
+            await conn.execute(
+                """INSERT INTO channels (name, epoch)
+                   SELECT n, e FROM unnest($1::text[], $2::text[]) AS t (n, e) ORDER BY n
+                   ON CONFLICT (name) DO NOTHING""",
+                names, [new_epoch() for _ in names],
+            )
+            rows = await conn.fetch(
+                "SELECT name, epoch, last_seq FROM channels WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+                names,
+            )
+            position.update((str(r["name"]), (str(r["epoch"]), int(r["last_seq"]))) for r in rows)
+        if rooms:
+            rows = await conn.fetch(
+                "SELECT id, epoch, last_seq FROM rooms WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                [_uuid(ch.removeprefix("room:")) for ch in rooms],
+            )
+            position.update((f"room:{r['id']}", (str(r["epoch"]), int(r["last_seq"]))) for r in rows)
         keyed = [(it.channel, it.sender, it.idem_key) for it in items if it.idem_key is not None]
         found: dict[tuple[str, str, str], Stored] = {}
         if keyed:
             for r in await conn.fetch(
-                """SELECT e.channel, e.sender, e.idem_key, e.seq, e.mid, e.frame, c.epoch
-                     FROM channel_events e JOIN channels c ON c.name = e.channel
+                """SELECT e.channel, e.sender, e.idem_key, e.seq, e.mid, e.frame
+                     FROM channel_events e
                     WHERE (e.channel, e.sender, e.idem_key) IN
                           (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))""",
                 [k[0] for k in keyed], [k[1] for k in keyed], [k[2] for k in keyed],
             ):
-                found[(str(r["channel"]), str(r["sender"]), str(r["idem_key"]))] = Stored(
-                    str(r["channel"]), str(r["epoch"]), int(r["seq"]), str(r["mid"]), bytes(r["frame"]), False)
+                channel = str(r["channel"])
+                found[(channel, str(r["sender"]), str(r["idem_key"]))] = Stored(
+                    channel, position[channel][0], int(r["seq"]), str(r["mid"]), bytes(r["frame"]), False)
         ts = now_ms()
         new: list[tuple[int, Stored, Appending]] = []
         for i, it in enumerate(items):
@@ -215,6 +241,9 @@ async def append_batch(conn: Executor, items: Sequence[Appending]) -> list[Store
                 original = found[key]
                 results[i] = original if not original.created else Stored(
                     original.channel, original.epoch, original.offset, original.mid, original.frame, False)
+                continue
+            if it.channel not in position:  # a room that does not exist (any more)
+                results[i] = LookupError(f"no such channel {it.channel}")
                 continue
             epoch, last = position[it.channel]
             mid = new_mid()
@@ -239,11 +268,20 @@ async def append_batch(conn: Executor, items: Sequence[Appending]) -> list[Store
                 [s.frame for _, s, _ in new],
             )
             tops = {s.channel: s.offset for _, s, _ in new}
-            await conn.execute(
-                """UPDATE channels c SET last_seq = v.top FROM unnest($1::text[], $2::int8[]) AS v (name, top)
-                    WHERE c.name = v.name""",
-                list(tops), list(tops.values()),
-            )
+            room_tops = {ch: top for ch, top in tops.items() if ch in rooms}
+            channel_tops = {ch: top for ch, top in tops.items() if ch not in rooms}
+            if channel_tops:
+                await conn.execute(
+                    """UPDATE channels c SET last_seq = v.top FROM unnest($1::text[], $2::int8[]) AS v (name, top)
+                        WHERE c.name = v.name""",
+                    list(channel_tops), list(channel_tops.values()),
+                )
+            if room_tops:
+                await conn.execute(
+                    """UPDATE rooms r SET last_seq = v.top FROM unnest($1::uuid[], $2::int8[]) AS v (id, top)
+                        WHERE r.id = v.id""",
+                    [_uuid(ch.removeprefix("room:")) for ch in room_tops], list(room_tops.values()),
+                )
     return [r for r in results if r is not None]
 
 
