@@ -9,7 +9,7 @@ person, so a run repeats the same choices in the same order):
   one page in four starts again from the top (a refresh), as does the end of the timeline.
 - **Think time.** Between two actions a person waits an exponential time of mean `think_s`,
   clipped to [`think_s` / 5, 5 x `think_s`] (people glance, scroll, read; nobody waits forever).
-- **Comings and goings.** Every `cycle_s` seconds the next person of a seeded rotation (uploaders
+- **Comings and goings.** From the start, every `cycle_s` seconds the next person of a seeded rotation (uploaders
   excepted) closes their socket, stays away `away_s` (longer than the hub's presence grace, so
   their friends see the leave), logs in again (password, a fresh grant) and reconnects: that
   gives the log_in samples and the presence_seen samples of every phase.
@@ -119,7 +119,7 @@ PRESETS: dict[str, Config] = {
                    think_s=20.0, cycle_s=1.0, stagger_s=3.0, media_wait_s=300.0, **_COMMON),  # type: ignore[arg-type]
 }
 # `beta` shortened to about 20 s for the test suite: one small upload, brisk people.
-SMOKE = replace(PRESETS["beta"], preset="smoke", uploads=1, duration_s=20, before_s=5, after_s=5, min_during_s=5,
+SMOKE = replace(PRESETS["beta"], preset="smoke", uploads=1, duration_s=20, before_s=6, after_s=5, min_during_s=5,
                 think_s=0.3, cycle_s=1.5, away_s=3.0, stagger_s=0.0, media_wait_s=30.0, clips=SMOKE_CLIPS)
 
 

@@ -154,9 +154,9 @@ class Crowd:
         order = model.cycle_order(self.config)
         turn = 0
         while True:
-            await asyncio.sleep(self.config.cycle_s)
             self._spawn(self.cycle(order[turn % len(order)]))
             turn += 1
+            await asyncio.sleep(self.config.cycle_s)
 
     # -- light actions ----------------------------------------------------------------------------
 

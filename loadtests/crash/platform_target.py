@@ -162,9 +162,9 @@ class PlatformPerson:
             outcome.good_enough = outcome.upgraded  # upgraded implies good enough (its frame may be the first seen)
         if final == "failed" or first == "failed":
             outcome.error = "media: the pipeline reported failed"
-        elif final is None:
-            outcome.error = f"media: not upgraded {wait_s:g} s after the last byte"
-        outcome.ok = outcome.error is None
+        elif first is None:
+            outcome.error = f"media: no media event {wait_s:g} s after the last byte"
+        outcome.ok = outcome.error is None  # complete: stored, composed, processing; upgraded may come later
         return outcome
 
     async def close(self) -> None:
@@ -184,7 +184,11 @@ class PlatformTarget:
     async def __aenter__(self) -> PlatformTarget:
         if self.url is None:
             hubs, ingest, workers = self._shape
-            self.cluster = Cluster(hubs_wanted=hubs, ingest_wanted=ingest, workers_wanted=workers)
+            # Its own job streams: a worker of another platform on the same Redis never takes our jobs.
+            # The run is over when the nodes stop: no graceful drain, no waiting for a transcode.
+            env = {"AMARO_NARA_KEY_NAMESPACE": f"crash-{secrets.token_hex(4)}", "AMARO_DRAIN_TIMEOUT": "1",
+                   "AMARO_NARA_SHUTDOWN_GRACE_S": "0"}
+            self.cluster = Cluster(hubs_wanted=hubs, ingest_wanted=ingest, workers_wanted=workers, extra_env=env)
             await self.cluster.__aenter__()
             hub = self.cluster.hubs[0]
             self.http_url, self.ws_url = hub.http_url, hub.ws_url

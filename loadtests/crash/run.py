@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from loadtests.crash import model, video
 from loadtests.crash.box import BoxSampler
 from loadtests.crash.people import Crowd
@@ -80,15 +82,18 @@ class ProgressBar:
 
 
 async def upload_one(crowd: Crowd, index: int, clip: Path, config: model.Config, delay_s: float,
-                     sent: list[int]) -> UploadOutcome:
+                     sent: list[int], end: float) -> UploadOutcome:
+    """One uploader's video, waiting for its media events no later than `end` (the phase's cap)."""
     await asyncio.sleep(delay_s)
     person = crowd.states[index].person
+    rate_bps = config.uplink_mbps * 1e6 / max(1, config.uploads)
 
     def progress(offset: int) -> None:
         sent[index] = offset
 
-    return await person.upload_video(clip, config.uplink_mbps * 1e6 / max(1, config.uploads),
-                                     f"Khelas! video {index}", progress, config.media_wait_s)
+    expected_s = (await asyncio.to_thread(clip.stat)).st_size * 8 / rate_bps
+    wait_s = max(1.0, min(config.media_wait_s, end - time.monotonic() - expected_s - 0.5))
+    return await person.upload_video(clip, rate_bps, f"Khelas! video {index}", progress, wait_s)
 
 
 def upload_entry(crowd: Crowd, index: int, outcome: UploadOutcome | None, size: int, error: str) -> dict[str, Any]:
@@ -126,8 +131,8 @@ async def run_target(target: Target, config: model.Config, clips: list[Path]) ->
             sent = [0] * config.users
             sizes = [p.stat().st_size for p in clips]
             bar.upload_bytes = max(1, sum(sizes))
-            tasks = [asyncio.create_task(upload_one(crowd, k, clips[k], config, config.stagger_s * k, sent))
-                     for k in range(config.uploads)]
+            tasks = [asyncio.create_task(upload_one(crowd, k, clips[k], config, config.stagger_s * k, sent,
+                                                    t1 + config.during_cap_s)) for k in range(config.uploads)]
             watcher = asyncio.create_task(_watch_uploads(bar, sent))
             done, _ = await asyncio.wait(tasks, timeout=config.during_cap_s) if tasks else (set(), set())
             watcher.cancel()
@@ -246,6 +251,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # stdout carries the JSON document alone: logs of the embedded services go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     result = asyncio.run(run(args))
     emit(result, args.json)
     if args.html:

@@ -117,7 +117,8 @@ class Person(Protocol):
                            progress: Progress | None = None, wait_s: float = 120.0) -> UploadOutcome:
         """Upload `path` paced to `uplink_bps` bits/s, post it, and wait up to `wait_s` after the
         last byte for the media's good-enough and upgraded events; never raises for the upload's
-        own failures (they go in the outcome)."""
+        own failures (they go in the outcome). `ok`: every byte stored, the post composed, and the
+        media not failed (upgraded may still be None when `wait_s` ran out)."""
 
     async def close(self) -> None:
         """Release everything the person holds."""
