@@ -18,6 +18,9 @@ person, so a run repeats the same choices in the same order):
 - **Uploads.** The first `uploads` people upload one phone-like video each (`video.py`), the k-th
   starting `stagger_s` x k seconds into the upload phase (one tester, then a second one), each
   paced to `uplink_mbps` / `uploads` so that together they fill the uplink and no more.
+- **Idle people.** The last `idle` people (the `1000` preset's 900) log in and hold a socket
+  (their friends see them online, their rooms count them) and do nothing else. They are opened
+  from this one process: spreading them over several processes is not built yet.
 - **Phases.** `before` lasts `before_s` (light actions only); `during` runs from the first upload's
   first byte until every upload has finished (upgraded, failed or given up), at least
   `min_during_s`, at most what `duration_s` leaves after `after_s`; `after` lasts `after_s`.
@@ -89,9 +92,14 @@ class Config:
     media_wait_s: float
     clips: tuple[Clip, ...] = field(default=PHONE_CLIPS)
     seed: int = 24
+    idle: int = 0     # of `users`, how many only hold a socket (the last ones): no actions, no comings and goings
     hubs: int = 1
     ingest: int = 1
     workers: int = 1
+
+    @property
+    def active(self) -> int:
+        return max(2, self.users - self.idle)
 
     @property
     def during_cap_s(self) -> float:
@@ -115,8 +123,8 @@ PRESETS: dict[str, Config] = {
                  think_s=3.0, cycle_s=4.0, stagger_s=5.0, media_wait_s=240.0, **_COMMON),  # type: ignore[arg-type]
     "200": Config("200", users=200, uploads=10, uplink_mbps=100, duration_s=900, before_s=60, after_s=60,
                   think_s=5.0, cycle_s=2.0, stagger_s=3.0, media_wait_s=300.0, **_COMMON),  # type: ignore[arg-type]
-    "1000": Config("1000", users=1000, uploads=10, uplink_mbps=100, duration_s=900, before_s=60, after_s=60,
-                   think_s=20.0, cycle_s=1.0, stagger_s=3.0, media_wait_s=300.0, **_COMMON),  # type: ignore[arg-type]
+    "1000": Config("1000", users=1000, idle=900, uploads=10, uplink_mbps=100, duration_s=900, before_s=60,
+                   after_s=60, think_s=5.0, cycle_s=1.0, stagger_s=3.0, media_wait_s=300.0, **_COMMON),  # type: ignore[arg-type]
 }
 # `beta` shortened to about 20 s for the test suite: one small upload, brisk people.
 SMOKE = replace(PRESETS["beta"], preset="smoke", uploads=1, duration_s=20, before_s=6, after_s=5, min_during_s=5,
@@ -188,6 +196,6 @@ class Behaviour:
 
 def cycle_order(config: Config) -> list[int]:
     """The seeded rotation of people who come and go (uploaders stay: their socket carries media events)."""
-    people = list(range(config.uploads, config.users)) or list(range(config.users))
+    people = list(range(config.uploads, config.active)) or list(range(config.active))
     random.Random(f"{config.seed}:cycle").shuffle(people)
     return people

@@ -221,7 +221,7 @@ class Crowd:
 
     def start(self) -> None:
         self.origin = time.monotonic()
-        for i in range(len(self.states)):
+        for i in range(self.config.active):
             self._spawn(self.live(i))
         self._spawn(self.comings_and_goings())
         self._sweeper = asyncio.create_task(self.sweep())

@@ -192,9 +192,17 @@ def configure(args: argparse.Namespace) -> model.Config:
         value = getattr(args, name)
         if value is not None:
             changes[key] = value
+    if "duration_s" in changes:  # the quiet phases keep their share of the run
+        share = changes["duration_s"] / config.duration_s
+        changes["before_s"] = max(5.0, round(config.before_s * share, 1))
+        changes["after_s"] = max(5.0, round(config.after_s * share, 1))
+    if "users" in changes and config.idle:  # the preset's share of idle people, at the new size
+        changes["idle"] = round(config.idle * changes["users"] / config.users)
     config = replace(config, **changes)
     if config.uploads > config.users:
         raise SystemExit(f"--uploads {config.uploads} > --users {config.users}: uploaders are people too")
+    if config.uploads > config.active:
+        raise SystemExit(f"--uploads {config.uploads} > {config.active} active people")
     if config.users < 2:
         raise SystemExit("--users must be at least 2 (deliveries need a receiver)")
     return config
@@ -239,7 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, help="active people (overrides the preset)")
     parser.add_argument("--uploads", type=int, help="how many of them upload a video")
     parser.add_argument("--uplink-mbps", type=float, help="the uplink the uploads share, Mbit/s")
-    parser.add_argument("--duration", type=float, help="the run's length bound in seconds")
+    parser.add_argument("--duration", type=float,
+                        help="the run's length bound in seconds (before and after keep their share)")
     parser.add_argument("--seed", type=int, default=24, help="seeds every choice of the people")
     parser.add_argument("--target", default="platform",
                         help="platform, naive, both, or the URL of a running platform")

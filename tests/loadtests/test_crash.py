@@ -4,6 +4,7 @@ figures are recomputed here from the run's own samples."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -204,3 +205,19 @@ def test_smoke_run_through_the_real_entry(tmp_path: Path) -> None:
 
     assert run["verdict"] == verdict(run["actions"], run["uploads"])
     assert done.returncode == (0 if run["verdict"]["pass"] else 1), done.stderr[-3000:]
+
+
+def test_options_override_the_preset_and_keep_its_proportions() -> None:
+    from loadtests.__main__ import main as _  # noqa: F401 - the crash command is registered there
+    from loadtests.crash.run import add_arguments, configure
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    beta = configure(parser.parse_args(["--preset", "beta", "--duration", "210", "--uploads", "1", "--seed", "5"]))
+    assert (beta.duration_s, beta.before_s, beta.after_s, beta.uploads, beta.seed) == (210, 22.5, 22.5, 1, 5)
+    assert beta.during_cap_s == 165
+    big = configure(parser.parse_args(["--preset", "1000", "--users", "300"]))
+    assert (big.users, big.idle, big.active) == (300, 270, 30)
+    assert configure(parser.parse_args(["--smoke"])).preset == "smoke"
+    with pytest.raises(SystemExit):
+        configure(parser.parse_args(["--users", "3", "--uploads", "4"]))
