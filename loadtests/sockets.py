@@ -2,8 +2,9 @@
 
 Frames stay maps rather than the SDK's frame objects: a generator holds thousands of sockets on
 the same two cores as the hubs it measures, so it must spend less per frame than they do. Answers
-are matched to requests by ``id`` (a callback or an awaited future); every other frame goes to
-``on_frame`` with its arrival time, so a tally costs no task or queue per frame.
+are matched to requests by ``id`` (a callback or an awaited future); the hub's protocol pings are
+answered here; every other frame goes to ``on_frame`` with its arrival time, so a tally costs no
+task or queue per frame.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Socket:
             self._welcome.set_result(frame)
             return
         rid = frame.get("id", 0)
+        if frame.get("t") == "ping":  # the hub pings quiet sockets and closes those that never answer
+            self.send({"t": "pong", "id": rid})
+            return
         if rid:
             answer = self._answers.pop(rid, None)
             if answer is not None:
