@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from amaro.embedded import EmbeddedPostgres
 from loadtests.crash.box import processes_named
 from loadtests.crash.model import PRESETS, follow_graph, room_groups
 from loadtests.crash.target import (
@@ -200,8 +201,9 @@ class NaiveTarget:
 
     def __init__(self, url: str | None = None, database_url: str | None = None, workers: int = 4,
                  own_database: bool = True) -> None:
-        """``database_url``: where PostgreSQL is (default ``AMARO_DATABASE_URL``); with ``own_database``
-        a fresh database is created there for the run and dropped after, else the URL's is used."""
+        """``database_url``: where PostgreSQL is (default ``AMARO_DATABASE_URL``, else an embedded one
+        started for the run); with ``own_database`` a fresh database is created there for the run and
+        dropped after, else the URL's own database is used."""
         self.url = url
         self.workers = workers
         self._admin_db_url = database_url or os.environ.get("AMARO_DATABASE_URL", "")
@@ -209,6 +211,7 @@ class NaiveTarget:
         self._db_name = ""
         self.database_url = self._admin_db_url
         self.data_dir: Path | None = None
+        self._embedded: EmbeddedPostgres | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
@@ -216,8 +219,21 @@ class NaiveTarget:
     async def __aenter__(self) -> NaiveTarget:
         if self.url is not None:
             return self
+        self._tmp = tempfile.TemporaryDirectory(prefix="amaro-naive-")
+        folder = Path(self._tmp.name)
+        try:
+            await self._start(folder)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _start(self, folder: Path) -> None:
         if not self._admin_db_url:
-            raise RuntimeError("the naive target needs AMARO_DATABASE_URL (a PostgreSQL it may create a database in)")
+            # As the platform's cluster does with no AMARO_DATABASE_URL: a real PostgreSQL of its own.
+            await asyncio.to_thread(folder.chmod, 0o755)  # pgserver runs PostgreSQL as its own user under root
+            self._embedded = EmbeddedPostgres(folder / "postgres")
+            self._admin_db_url = self.database_url = await asyncio.to_thread(self._embedded.start)
         if self._own_database:
             self._db_name = f"amaro_naive_{secrets.token_hex(4)}"
             conn = await asyncpg.connect(self._admin_db_url)
@@ -226,18 +242,12 @@ class NaiveTarget:
             finally:
                 await conn.close()
             self.database_url = _with_database(self._admin_db_url, self._db_name)
-        self._tmp = tempfile.TemporaryDirectory(prefix="amaro-naive-")
         port = _free_port()
-        self.process = await asyncio.to_thread(self._start, port, Path(self._tmp.name))
+        self.process = await asyncio.to_thread(self._spawn, port, folder)
         self.url = f"http://127.0.0.1:{port}"
-        try:
-            await self._wait_answering()
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
+        await self._wait_answering()
 
-    def _start(self, port: int, folder: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, port: int, folder: Path) -> subprocess.Popen[bytes]:
         self._log = (folder / "naive.log").open("wb")
         self.data_dir = folder / "data"
         return subprocess.Popen(
@@ -285,6 +295,9 @@ class NaiveTarget:
             finally:
                 await conn.close()
             self._db_name = ""
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+            self._embedded = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -331,7 +344,7 @@ class NaiveTarget:
         role's children) and the PostgreSQL backends serving its database ("postgres")."""
         if self.process is None or self.process.poll() is not None:
             return {}
-        db = self.database_url.rsplit("/", 1)[-1]
+        db = urlsplit(self.database_url).path.lstrip("/")  # the URL may end in a socket folder's query
         return {"naive": [self.process.pid], "postgres": processes_named(("postgres",), needle=f" {db} ")}
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -20,7 +21,7 @@ import pytest
 from loadtests.crash.naive_target import NaivePerson, NaiveTarget
 from loadtests.crash.target import ChatReceived, Delivery, Person, PresenceSeen, Target, World
 from nara.tools import locate
-from tests.conftest import ServiceUrls, free_port
+from tests.conftest import ServiceUrls, free_port, with_database
 from tests.nara.conftest import make_clip
 
 WORKERS = 2
@@ -28,7 +29,8 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 async def target(service_urls: ServiceUrls) -> AsyncIterator[NaiveTarget]:
-    async with NaiveTarget(database_url=service_urls.database_url, own_database=False, workers=WORKERS) as t:
+    # The session's server, through its maintenance database: the target makes a database of its own.
+    async with NaiveTarget(database_url=with_database(service_urls.database_url, "postgres"), workers=WORKERS) as t:
         yield t
 
 
@@ -58,7 +60,11 @@ def test_the_target_and_person_follow_the_runner_protocols(target: NaiveTarget, 
     assert isinstance(target.person(world.accounts[0]), Person)
     assert target.name == "naive"
     assert target.process is not None and target.pids()["naive"] == [target.process.pid]
-    assert target.pids()["postgres"]  # the backends of its workers, found by database name
+    # The backends of its workers' connections, and only those: found by its database's name.
+    backends = [psutil.Process(pid).cmdline() for pid in target.pids()["postgres"]]
+    name = urlsplit(target.database_url).path.lstrip("/")
+    assert backends and all(f" {name} " in " ".join(c) for c in backends)
+    assert "amaro_naive_" in target.database_url
 
 
 async def test_every_light_endpoint_answers(target: NaiveTarget, world: World) -> None:
