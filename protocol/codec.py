@@ -419,6 +419,26 @@ def _unpack(data: bytes, max_size: int) -> Any:
         raise MalformedFrame(f"not a msgpack value: {type(exc).__name__}") from None
 
 
+def peek_request_id(data: bytes, max_keys: int = 16) -> int:
+    """The request ``id`` of an encoded client frame, read without decoding the frame: its top-level
+    map is walked key by key (values other than ``id`` skipped unread, at most ``max_keys`` keys);
+    0 when there is none or the bytes are not such a map. For answering a frame refused before it
+    is decoded (rate limits, SPEC §11) with its own id, at a bounded cost."""
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1), max_ext_len=0,
+                                    max_array_len=MAX_ARRAY_LEN, max_map_len=MAX_MAP_LEN)
+        unpacker.feed(data)
+        for _ in range(min(unpacker.read_map_header(), max_keys)):
+            key = unpacker.unpack()
+            if key == "id":
+                rid = unpacker.unpack()
+                return rid if type(rid) is int and 0 < rid <= UINT32_MAX else 0
+            unpacker.skip()
+    except Exception:  # not a map, truncated, a non-scalar key ...: no id to answer with
+        return 0
+    return 0
+
+
 def _request_id(obj: dict[str, Any]) -> int:
     rid = obj.get("id")
     return rid if type(rid) is int and 0 < rid <= UINT32_MAX else 0

@@ -279,15 +279,17 @@ class Hub:
         if conn.closing:
             return
         conn.heard = True  # any frame proves the client alive (SPEC §5.6)
-        # The rate limit comes first: a flood of garbage must not buy decoding and error replies.
-        if not conn.bucket.take(time.monotonic()):
+        # The rate limit comes first: a flood of garbage must not buy decoding. A refused frame is
+        # answered with its own id (SPEC §6, §11), read without decoding the frame.
+        now = time.monotonic()
+        if not conn.bucket.take(now):
             drops("rate_limited").inc()
-            if conn.flood.refuse():
+            if conn.flood.refuse(now):
                 await conn.close(CloseCode.FLOOD, "too many frames", reconnect=True, reconnect_after_ms=5000)
                 return
-            conn.send(F.Error(code=ErrorCode.RATE_LIMITED, message="slow down: frame refused unread"))
+            conn.send(F.Error(code=ErrorCode.RATE_LIMITED, message="slow down: frame refused unread",
+                              id=codec.peek_request_id(data)))
             return
-        conn.flood.allowed()
         try:
             frame = conn.session.receive_data(data)
         except ProtocolError as exc:
@@ -303,6 +305,9 @@ class Hub:
             await handler(conn, frame)
         except ProtocolError as exc:
             exc.request_id = exc.request_id or getattr(frame, "id", 0)
+            if exc.code is ErrorCode.RATE_LIMITED and conn.flood.refuse(time.monotonic()):
+                await conn.close(CloseCode.FLOOD, "too many refused frames", reconnect=True, reconnect_after_ms=5000)
+                return
             await self._fail(conn, exc, ch=getattr(frame, "ch", ""))
         except UNAVAILABLE_ERRORS as exc:  # a dependency is down or slow: nothing was changed, retry
             conn.log.warning("handler_unavailable", frame=frame.TYPE, error=type(exc).__name__)

@@ -40,20 +40,23 @@ class TokenBucket:
 
 
 class FloodGuard:
-    """Counts refusals in a row: a client that keeps sending while refused is flooding."""
+    """Counts a connection's refused frames (over its rate budget), decaying: ``limit`` refusals
+    are forgiven over ``window_s``. A client that keeps sending while refused crosses ``limit`` and
+    is flooding, whether or not some of its frames still pass in between (an allowed frame resets
+    nothing)."""
 
-    __slots__ = ("limit", "refused")
+    __slots__ = ("last", "limit", "rate", "refused")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, window_s: float = 10.0) -> None:
         self.limit = limit
-        self.refused = 0
+        self.rate = limit / window_s  # refusals forgiven per second
+        self.refused = 0.0
+        self.last = 0.0
 
-    def allowed(self) -> None:
-        self.refused = 0
-
-    def refuse(self) -> bool:
-        """Record a refusal; True when the client must be disconnected."""
-        self.refused += 1
+    def refuse(self, now: float) -> bool:
+        """Record a refusal at ``now`` (monotonic seconds); True when the client must be disconnected."""
+        self.refused = max(0.0, self.refused - (now - self.last) * self.rate) + 1
+        self.last = now
         return self.refused >= self.limit
 
 

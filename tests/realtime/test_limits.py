@@ -18,12 +18,12 @@ def test_token_bucket_allows_bursts_then_the_rate() -> None:
     assert not bucket.take(10.0)
 
 
-def test_flood_guard_counts_refusals_in_a_row() -> None:
-    guard = FloodGuard(limit=3)
-    assert not guard.refuse() and not guard.refuse()
-    guard.allowed()
-    assert not guard.refuse() and not guard.refuse()
-    assert guard.refuse()
+def test_flood_guard_counts_refusals_decaying_not_reset_by_allowed_frames() -> None:
+    guard = FloodGuard(limit=3, window_s=3.0)  # one refusal forgiven per second
+    assert not guard.refuse(0.0) and not guard.refuse(0.0)
+    assert guard.refuse(0.0)  # three at once
+    slow = FloodGuard(limit=3, window_s=3.0)
+    assert not any(slow.refuse(t) for t in (0.0, 1.0, 2.0, 3.0, 4.0))  # one a second is forgiven
 
 
 def test_typing_is_throttled_and_expires() -> None:
