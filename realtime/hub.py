@@ -83,6 +83,15 @@ REPLAY_STALL_S = 10.0  # a resuming client that reads nothing for this long is c
 FRIENDS_EPOCH = "friends"
 
 
+def _typist(payload: bytes) -> str | None:
+    """The ``user`` of an encoded ``typing.ev`` (None if it cannot be read)."""
+    try:
+        frame = codec.decode_server(payload)
+    except ProtocolError:
+        return None
+    return frame.user if isinstance(frame, F.TypingNotice) else None
+
+
 def denied(message: str, request_id: int = 0) -> ProtocolError:
     return ProtocolError(message, ErrorCode.PERMISSION_DENIED, request_id)
 
@@ -419,9 +428,14 @@ class Hub:
                 self.spawn(self.recheck(lc.name))
                 return
             presence_only = routed.kind in PRESENCE_KINDS
+            # Typing goes to the others (SPEC §9): never back to the typist's own sockets. Starts
+            # are throttled per user, so reading the user out of the small frame costs little.
+            typist = _typist(routed.payload) if routed.kind == F.TypingNotice.TYPE else None
             queued = 0
             for sub in list(lc.subs.values()):
                 if presence_only and not sub.presence:
+                    continue
+                if typist is not None and sub.conn.user == typist:
                     continue
                 queued += sub.conn.push(routed.payload, routed.kind, ephemeral=True)
             if presence_only and lc.relays:
@@ -732,18 +746,25 @@ class Hub:
 
     async def _on_typing(self, conn: Connection, frame: F.Typing) -> None:
         now = time.monotonic()
+        ch, user = frame.ch, conn.user
         if frame.active:
             # Locally first (free), then across nodes: a user typing on two devices on two nodes
-            # still makes one start per channel per throttle window.
-            if not self.typing.start(frame.ch, conn.user, now) or not await self.redis.set(
-                keys.typing_throttle(frame.ch, conn.user), self.node_id, nx=True,
-                px=int(self.config.typing_throttle_s * 1000),
-            ):
+            # still makes one start per channel per throttle window. A start dropped here is a
+            # refresh of one already announced (it keeps the typist alive, see typing_.py).
+            if not self.typing.start(ch, user, now):
                 drops("typing_throttled").inc()
                 return
-        elif not self.typing.stop(frame.ch, conn.user):
-            return
-        await self._broadcast(frame.ch, F.TypingNotice(ch=frame.ch, user=conn.user, active=frame.active))
+            if not await self.redis.set(keys.typing_throttle(ch, user), self.node_id, nx=True,
+                                        px=int(self.config.typing_throttle_s * 1000)):
+                self.typing.cancel(ch, user)  # another node announced it: its expiry, not ours
+                drops("typing_throttled").inc()
+                return
+        else:
+            if not self.typing.stop(ch, user):
+                return
+            # Stopped: the next start is a new one and goes out at once (SPEC §9).
+            await self.redis.delete(keys.typing_throttle(ch, user))
+        await self._broadcast(ch, F.TypingNotice(ch=ch, user=user, active=frame.active))
 
     async def typing_expired(self) -> None:
         """Announce typists silent for too long as stopped (called every second by the node)."""

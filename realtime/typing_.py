@@ -1,8 +1,10 @@
 """Typing indicators: ephemeral, at most once, never stored.
 
 ``TypingState`` is the pure policy one node applies to its own users: at most one ``start`` per
-user per channel per ``throttle_s`` is broadcast, and a user who stops sending starts is announced
-stopped after ``expire_s`` (a client that vanished mid-word does not type forever).
+user per channel per ``throttle_s`` is broadcast (a stop ends the window: the next start goes out
+at once), starts in between refresh the announced one, and a user whose announced start gets no
+refresh and no stop for ``expire_s`` is announced stopped (a client that vanished mid-word does
+not type forever). Only what was announced is ever announced stopped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ class TypingState:
             return False
         self._last_sent[key] = now
         return True
+
+    def cancel(self, channel: str, user: str) -> None:
+        """Forget a start this node let through but did not announce (another node did)."""
+        key = (channel, user)
+        self._last_seen.pop(key, None)
+        self._last_sent.pop(key, None)
 
     def stop(self, channel: str, user: str) -> bool:
         """A ``typing`` stop arrived. Returns True when a start had been broadcast (so the stop is
