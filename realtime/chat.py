@@ -162,9 +162,9 @@ class ChatStore:
                                      "unread": int(row["unread"])}
         return out
 
-    async def receipt(self, room: str, user: str, kind: str, offset: int) -> bool:
+    async def receipt(self, room: str, user: str, kind: str, offset: int) -> int | None:
         """Move ``user``'s delivered/read position forward (never back, never past the room's last
-        message). Returns True when it moved."""
+        message). Returns the stored position when it moved, else None."""
         moved = await self.db.fetchval(
             """INSERT INTO receipts (room_id, user_id, kind, seq)
                SELECT $1, $2, $3, LEAST($4, r.last_seq) FROM rooms r WHERE r.id = $1
@@ -173,7 +173,7 @@ class ChatStore:
                RETURNING seq""",
             uuid.UUID(room), uuid.UUID(user), kind, offset,
         )
-        return moved is not None
+        return None if moved is None else int(moved)
 
     async def room_of_message(self, mid: str) -> str | None:
         room = await self.db.fetchval("SELECT room_id FROM messages WHERE mid = $1", mid)

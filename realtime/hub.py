@@ -864,10 +864,11 @@ class Hub:
         await self._member_of(conn, frame.room, 0)
         if frame.kind not in F.RECEIPT_KINDS:
             raise ProtocolError("unknown receipt kind", ErrorCode.INVALID_FIELD)
-        if await self.chat.receipt(frame.room, conn.user, frame.kind, frame.offset):
+        stored = await self.chat.receipt(frame.room, conn.user, frame.kind, frame.offset)
+        if stored is not None:  # the position as stored: never past the room's last offset
             ch = f"room:{frame.room}"
             await self._broadcast(ch, F.ReceiptNotice(ch=ch, room=frame.room, user=conn.user,
-                                                      offset=frame.offset, kind=frame.kind))
+                                                      offset=stored, kind=frame.kind))
 
     # -- drain ---------------------------------------------------------------------------------------------------
 

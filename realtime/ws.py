@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode as WsCloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -68,9 +69,25 @@ class HubConnection(ServerConnection):
     hub_transport: asyncio.Transport
     hub_paused: bool = False
 
+    #: The ``error 101`` sent before the library's close 1009 (``_fail_with_error``).
+    too_large_error: bytes = b""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.hub_transport = cast(asyncio.Transport, transport)
+        # The library refuses an oversize frame itself (``max_size``, before reading it) and fails
+        # the connection with 1009; SPEC §12 wants `error 101` first. Its protocol's ``fail`` is
+        # the one place that decision passes through, so the error frame is queued there.
+        protocol = self.protocol
+        fail = protocol.fail
+
+        def fail_with_error(code: int, reason: str = "") -> None:
+            if code == WsCloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN and self.too_large_error:
+                with contextlib.suppress(Exception):
+                    protocol.send_binary(self.too_large_error)
+            fail(code, reason)
+
+        protocol.fail = fail_with_error  # type: ignore[method-assign]
 
     def pause_writing(self) -> None:
         self.hub_paused = True
@@ -145,6 +162,8 @@ class SocketServer:
         self.hub = hub
         self.tokens = tokens
         self.server: Server | None = None
+        self._too_large = codec.encode(Error(code=ErrorCode.FRAME_TOO_LARGE,
+                                             message=f"frame above {hub.config.max_frame} bytes"))
 
     async def listen(self, host: str, port: int) -> None:
         config = self.hub.config
@@ -188,6 +207,7 @@ class SocketServer:
     async def _handshake(self, ws: HubConnection, session: ServerSession, conn_id: str) -> str | None:
         """Run hello/welcome on ``session``. Returns the authenticated user id, or None after closing."""
         config = self.hub.config
+        ws.too_large_error = self._too_large
         try:
             data = await asyncio.wait_for(ws.recv(), config.handshake_timeout_s)
             if isinstance(data, str):
@@ -195,6 +215,10 @@ class SocketServer:
             frame = session.receive_data(data)
             assert isinstance(frame, Hello)  # the only frame AWAIT_HELLO accepts
             user = self.tokens.user_of(frame.token)
+            # SPEC §5.3: nothing but `hello` before `welcome`. A frame already received now (the
+            # library's queue of data frames) was sent without waiting for it.
+            if len(ws.recv_messages.frames):
+                raise ProtocolError("a frame before welcome: wait for welcome", ErrorCode.NOT_AUTHENTICATED)
             if self.hub.draining:
                 raise ProtocolError("node is draining, connect to another", ErrorCode.DRAINING)
         except TimeoutError:

@@ -78,6 +78,25 @@ def _valid() -> list[tuple[str, str, F.Frame]]:
         ("big room presence, truncated", "server", F.PresenceSnapshot(ch="online:all", count=12000, truncated=True)),
         ("error answering no request", "server", F.Error(code=ErrorCode.RATE_LIMITED, message="slow down")),
         ("disconnect without reconnect", "server", F.Disconnect(code=4001, reason="token revoked", reconnect=False)),
+        # Issue 21: the cases the server got wrong, as they travel now.
+        ("ping from the server on a quiet socket", "server", F.Ping(id=3)),
+        ("error 400 answering an over-budget request with its id", "server",
+         F.Error(code=ErrorCode.RATE_LIMITED, message="slow down: frame refused unread", id=7)),
+        ("error 101 before the close 1009", "server",
+         F.Error(code=ErrorCode.FRAME_TOO_LARGE, message="frame above 65536 bytes")),
+        ("error 105 for a frame before welcome", "server",
+         F.Error(code=ErrorCode.NOT_AUTHENTICATED, message="a frame before welcome: wait for welcome")),
+        ("drain, during which chat keeps working", "server", F.Drain(reconnect_after_ms=1800)),
+        ("disconnect 4010 repeating the drain's reconnect_after_ms", "server",
+         F.Disconnect(code=4010, reason="node draining", reconnect_after_ms=1800)),
+        ("pub on a room channel", "client",
+         F.Publish(id=14, ch="room:0b7e7a52-2f3a-4c8e-9d5b-6f0c1d2e3a4b", key="k1", data={"x": 1})),
+        ("event on a room channel, at the room's offset", "server",
+         F.Event(ch="room:0b7e7a52-2f3a-4c8e-9d5b-6f0c1d2e3a4b", epoch="e8", offset=43, mid="m43", sender="u17",
+                 data={"x": 1})),
+        ("chat.receipt.ev with the stored offset", "server",
+         F.ReceiptNotice(ch="room:0b7e7a52-2f3a-4c8e-9d5b-6f0c1d2e3a4b", room="0b7e7a52-2f3a-4c8e-9d5b-6f0c1d2e3a4b",
+                         user="u17", offset=42, kind="read")),
     ]
     return out
 
