@@ -22,6 +22,10 @@ from loadtests.crash.target import ACTIONS, ChatReceived, Delivery, Person, Pres
 ACTION_TIMEOUT_S = 15.0
 
 
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:160]
+
+
 @dataclass
 class Pending:
     action: str
@@ -52,6 +56,8 @@ class Crowd:
                 self.rooms_of[m].append(room)
         self.posts = list(world.posts)
         self.samples: dict[str, list[list[Any]]] = {a: [] for a in ACTIONS}
+        # Why actions failed, by action: the exception's kind and message, counted (samples keep ok only).
+        self.error_kinds: dict[str, dict[str, int]] = {a: {} for a in ACTIONS}
         self.pending: dict[str, Pending] = {}
         self.origin = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
@@ -59,19 +65,22 @@ class Crowd:
 
     # -- recording --------------------------------------------------------------------------------
 
-    def record(self, action: str, started: float, ms: float, ok: bool) -> None:
+    def record(self, action: str, started: float, ms: float, ok: bool, why: str = "") -> None:
         self.samples[action].append([round(started - self.origin, 4), round(ms, 3), ok])
+        if not ok:
+            kind = why or "no delivery in time"
+            self.error_kinds[action][kind] = self.error_kinds[action].get(kind, 0) + 1
 
     async def timed(self, action: str, call: Awaitable[Any]) -> tuple[bool, Any]:
         started = time.monotonic()
         try:
             value = await asyncio.wait_for(call, ACTION_TIMEOUT_S)
-            ok = True
+            ok, why = True, ""
         except asyncio.CancelledError:
             raise
-        except Exception:
-            value, ok = None, False
-        self.record(action, started, (time.monotonic() - started) * 1000, ok)
+        except Exception as exc:
+            value, ok, why = None, False, describe(exc)
+        self.record(action, started, (time.monotonic() - started) * 1000, ok, why)
         return ok, value
 
     def inbox(self, index: int) -> Any:
@@ -126,11 +135,11 @@ class Crowd:
             self.pending[key] = Pending("presence_seen", started, self._online_among(self.friends[index], index))
         try:
             await person.go_online(self.inbox(index))
-        except Exception:
+        except Exception as exc:
             if not measured:
                 raise
             self.pending.pop(key, None)
-            self.record("presence_seen", started, (time.monotonic() - started) * 1000, False)
+            self.record("presence_seen", started, (time.monotonic() - started) * 1000, False, describe(exc))
             return
         state.online = True
 
@@ -187,9 +196,9 @@ class Crowd:
                 await asyncio.wait_for(person.chat_send(room, f"{token} sastipe"), ACTION_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.pending.pop(token, None)
-                self.record("chat_delivery", started, (time.monotonic() - started) * 1000, False)
+                self.record("chat_delivery", started, (time.monotonic() - started) * 1000, False, describe(exc))
 
     async def live(self, index: int) -> None:
         state = self.states[index]

@@ -162,7 +162,8 @@ async def run_target(target: Target, config: model.Config, clips: list[Path]) ->
               round(t2 - crowd.origin, 4)], "after": [round(t2 - crowd.origin, 4), round(t3 - crowd.origin, 4)]}
     actions = {a: figures(crowd.samples[a], phases) for a in ACTIONS}
     return {"target": target.name, "phases": phases, "actions": actions, "samples": crowd.samples,
-            "uploads": uploads, "box": box_series, "verdict": verdict(actions, uploads)}
+            "uploads": uploads, "box": box_series, "verdict": verdict(actions, uploads),
+            "error_kinds": {a: kinds for a, kinds in crowd.error_kinds.items() if kinds}}
 
 
 async def _watch_uploads(bar: ProgressBar, sent: list[int]) -> None:
