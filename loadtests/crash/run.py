@@ -129,7 +129,7 @@ async def run_target(target: Target, config: model.Config, clips: list[Path]) ->
             t1 = time.monotonic()
             bar.phase = "during"
             sent = [0] * config.users
-            sizes = [p.stat().st_size for p in clips]
+            sizes = [(await asyncio.to_thread(p.stat)).st_size for p in clips]
             bar.upload_bytes = max(1, sum(sizes))
             tasks = [asyncio.create_task(upload_one(crowd, k, clips[k], config, config.stagger_s * k, sent,
                                                     t1 + config.during_cap_s)) for k in range(config.uploads)]
