@@ -11,8 +11,10 @@ person, so a run repeats the same choices in the same order):
   clipped to [`think_s` / 5, 5 x `think_s`] (people glance, scroll, read; nobody waits forever).
 - **Comings and goings.** From the start, every `cycle_s` seconds the next person of a seeded rotation (uploaders
   excepted) closes their socket, stays away `away_s` (longer than the hub's presence grace, so
-  their friends see the leave), logs in again (password, a fresh grant) and reconnects: that
-  gives the log_in samples and the presence_seen samples of every phase.
+  their friends see the leave), then reconnects, logging in again with their password on every
+  other return (an app reopened; the others resume the session): that gives the log_in and
+  presence_seen samples of every phase, at a pace per person under the platform's 10 log-ins
+  per username per 5 minutes.
 - **Friends and rooms.** Each person follows `follows` others: their ring neighbours, then seeded
   random ones. Chat rooms are groups of up to `room_size` consecutive people (rooms of a ring).
 - **Uploads.** The first `uploads` people upload one phone-like video each (`video.py`), the k-th

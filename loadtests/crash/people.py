@@ -20,6 +20,7 @@ from loadtests.crash import model
 from loadtests.crash.target import ACTIONS, ChatReceived, Delivery, Person, PresenceSeen, World
 
 ACTION_TIMEOUT_S = 15.0
+LOGIN_EVERY = 2
 
 
 def describe(exc: BaseException) -> str:
@@ -41,6 +42,7 @@ class State:
     online: bool = False
     cursor: str | None = None
     sent: int = 0
+    returns: int = 0
 
 
 class Crowd:
@@ -115,15 +117,15 @@ class Crowd:
 
     # -- coming and going -------------------------------------------------------------------------
 
-    async def arrive(self, index: int, measured: bool) -> None:
-        """Log in and connect; measured, it gives a log_in sample and friends' presence_seen."""
+    async def arrive(self, index: int, measured: bool, log_in: bool = True) -> None:
+        """(Log in and) connect; measured, it gives a log_in sample and friends' presence_seen."""
         state = self.states[index]
         person = state.person
-        if measured:
+        if measured and log_in:
             ok, _ = await self.timed("log_in", person.log_in())
             if not ok:
                 return
-        else:
+        elif log_in:
             await person.log_in()
         key = f"presence:{person.account.user_id}"
         expired = self.pending.pop(key, None)
@@ -157,7 +159,9 @@ class Crowd:
         async with state.lock:
             await self.leave(index)
             await asyncio.sleep(self.config.away_s)
-            await self.arrive(index, measured=True)
+            # Every other return is a fresh log-in (an app reopened); the others resume the session.
+            await self.arrive(index, measured=True, log_in=state.returns % LOGIN_EVERY == 0)
+            state.returns += 1
 
     async def comings_and_goings(self) -> None:
         order = model.cycle_order(self.config)
