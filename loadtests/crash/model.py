@@ -129,7 +129,7 @@ PRESETS: dict[str, Config] = {
                    after_s=60, think_s=5.0, cycle_s=1.0, stagger_s=3.0, media_wait_s=300.0, **_COMMON),  # type: ignore[arg-type]
 }
 # `beta` shortened to about 20 s for the test suite: one small upload, brisk people.
-SMOKE = replace(PRESETS["beta"], preset="smoke", uploads=1, duration_s=20, before_s=6, after_s=5, min_during_s=5,
+SMOKE = replace(PRESETS["beta"], preset="smoke", uploads=1, duration_s=20, before_s=6, after_s=4, min_during_s=5,
                 think_s=0.3, cycle_s=1.5, away_s=3.0, stagger_s=0.0, media_wait_s=30.0, clips=SMOKE_CLIPS)
 
 

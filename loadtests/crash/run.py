@@ -34,6 +34,7 @@ from loadtests.crash.verdict import comparison, figures, verdict
 from loadtests.report import emit
 
 UPLOAD_GRACE_S = 1.0   # phases end this long after the last upload settles: its last frames arrive
+UPLOAD_OVERRUN_S = 15.0  # how long past the phase's cap an upload still waiting may take to report
 
 
 def commit() -> str:
@@ -91,8 +92,10 @@ async def upload_one(crowd: Crowd, index: int, clip: Path, config: model.Config,
     def progress(offset: int) -> None:
         sent[index] = offset
 
-    expected_s = (await asyncio.to_thread(clip.stat)).st_size * 8 / rate_bps
-    wait_s = max(1.0, min(config.media_wait_s, end - time.monotonic() - expected_s - 0.5))
+    # The wait for media events is what the phase leaves after the transfer, with room for pacing
+    # and checksums running slower than the nominal rate.
+    expected_s = (await asyncio.to_thread(clip.stat)).st_size * 8 / rate_bps * 1.1 + 2.0
+    wait_s = max(1.0, min(config.media_wait_s, end - time.monotonic() - expected_s))
     return await person.upload_video(clip, rate_bps, f"Khelas! video {index}", progress, wait_s)
 
 
@@ -134,7 +137,10 @@ async def run_target(target: Target, config: model.Config, clips: list[Path]) ->
             tasks = [asyncio.create_task(upload_one(crowd, k, clips[k], config, config.stagger_s * k, sent,
                                                     t1 + config.during_cap_s)) for k in range(config.uploads)]
             watcher = asyncio.create_task(_watch_uploads(bar, sent))
-            done, _ = await asyncio.wait(tasks, timeout=config.during_cap_s) if tasks else (set(), set())
+            done, late = await asyncio.wait(tasks, timeout=config.during_cap_s) if tasks else (set(), set())
+            if late:  # a transfer slower than its pace: its media wait still ends soon after
+                more, _ = await asyncio.wait(late, timeout=UPLOAD_OVERRUN_S)
+                done |= more
             watcher.cancel()
             bar.uploaded = sum(sent)
             t2 = max(time.monotonic() + (UPLOAD_GRACE_S if tasks else 0.0), t1 + config.min_during_s)
@@ -146,7 +152,7 @@ async def run_target(target: Target, config: model.Config, clips: list[Path]) ->
                 else:
                     task.cancel()
                     reason = (f"upload: {task.exception()!r}"[:400] if task in done
-                              else f"not finished {config.during_cap_s:g} s into the upload phase")
+                              else f"not finished {config.during_cap_s + UPLOAD_OVERRUN_S:g} s into the upload phase")
                     uploads.append(upload_entry(crowd, k, None, sizes[k], reason))
             bar.phase = "after"
             await asyncio.sleep(config.after_s)
