@@ -60,9 +60,10 @@ def ffmpeg_exe() -> str:
     return exe
 
 
-async def run_ffmpeg(args: list[str], timeout_s: float = 900.0) -> str:
-    """Run ffmpeg; returns its stderr (stats). Raises RuntimeError on failure."""
-    proc = await asyncio.create_subprocess_exec(ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args,
+async def run_ffmpeg(args: list[str], timeout_s: float = 900.0, exe: str | None = None) -> str:
+    """Run ffmpeg (``exe``, default imageio-ffmpeg's); returns its stderr (stats). Raises
+    RuntimeError on failure."""
+    proc = await asyncio.create_subprocess_exec(exe or ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), timeout_s)

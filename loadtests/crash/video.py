@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from loadtests.crash.model import Clip
+from loadtests.media import run_ffmpeg
 from nara.tools import locate
 
 GRAIN = 12
@@ -28,17 +29,7 @@ def default_cache() -> Path:
 
 
 async def _ffmpeg(args: list[str], timeout_s: float) -> None:
-    exe = str(locate().ffmpeg)
-    proc = await asyncio.create_subprocess_exec(exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RuntimeError(f"ffmpeg took over {timeout_s:g} s making a clip") from None
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {err.decode(errors='replace')[-1200:]}")
+    await run_ffmpeg(["-loglevel", "error", *args], timeout_s, exe=str(locate().ffmpeg))
 
 
 def _codec_args(clip: Clip) -> list[str]:
