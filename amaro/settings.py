@@ -221,7 +221,7 @@ VARIABLES: tuple[Variable, ...] = (
       "seconds a new socket has to send `hello`"),
     v("AMARO_PING_INTERVAL", "hub.ping_interval_s", number(1.0), HUB, "seconds between keepalive pings"),
     v("AMARO_DRAIN_TIMEOUT", "node.drain_timeout_s", number(0.0), SERVING,
-      "seconds a draining node waits for in-flight work before it exits"),
+      "seconds a draining node keeps serving its sockets (its drain window) and in-flight work before it exits"),
     v("AMARO_HUB_OUTBOX_BYTES", "hub.outbox_bytes", byte_size(4096), HUB,
       "per-socket outbox; past it the client is disconnected (4008) with a resume hint"),
     v("AMARO_HUB_FRAME_RATE", "hub.frame_rate", number(1.0), HUB, "frames per second per socket (token bucket)"),

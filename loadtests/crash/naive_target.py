@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
 import socket
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from amaro.cli import read_settings
 from amaro.embedded import EmbeddedPostgres
 from loadtests.crash.box import processes_named
 from loadtests.crash.model import PRESETS, follow_graph, room_groups
@@ -206,7 +206,7 @@ class NaiveTarget:
         dropped after, else the URL's own database is used."""
         self.url = url
         self.workers = workers
-        self._admin_db_url = database_url or os.environ.get("AMARO_DATABASE_URL", "")
+        self._admin_db_url = database_url or read_settings().services.database_url
         self._own_database = own_database
         self._db_name = ""
         self.database_url = self._admin_db_url

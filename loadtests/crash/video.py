@@ -25,7 +25,7 @@ BASE_S = 4.0
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path(tempfile.gettempdir())) / "amaro-crash-clips"
+    return Path(tempfile.gettempdir()) / "amaro-crash-clips"
 
 
 async def _ffmpeg(args: list[str], timeout_s: float) -> None:
